@@ -1,0 +1,28 @@
+"""keras_drn: Dilated Residual Networks and their companions for Keras 3.
+
+``keras_drn.DRN_C_26(...)`` and friends build the DRN-A/C/D classifiers and backbones
+(Yu, Koltun, Funkhouser, CVPR 2017); ``keras_drn.layers`` holds the building blocks.
+"""
+
+from keras_drn import layers
+from keras_drn.models.drn import VARIANTS, build_drn, feature_model
+from keras_drn.models.registry import (
+    DRN_A_18,
+    DRN_A_34,
+    DRN_A_50,
+    DRN_C_26,
+    DRN_C_42,
+    DRN_C_58,
+    DRN_D_22,
+    DRN_D_24,
+    DRN_D_38,
+    DRN_D_40,
+    DRN_D_54,
+    DRN_D_56,
+    DRN_D_105,
+    DRN_D_107,
+    get_model,
+    list_models,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,17 @@
+"""keras_drn.layers: the building blocks, one paper idea per module."""
+
+from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
+from keras_drn.layers.blur_pool import BlurPool
+from keras_drn.layers.boundary_refinement import BoundaryRefinement
+from keras_drn.layers.dilated_residual import DilatedResidualBlock
+from keras_drn.layers.global_conv import GlobalConvBlock
+from keras_drn.layers.l2_norm_scale import L2NormScale
+
+__all__ = [
+    "AdaptiveBlurPool",
+    "BlurPool",
+    "BoundaryRefinement",
+    "DilatedResidualBlock",
+    "GlobalConvBlock",
+    "L2NormScale",
+]

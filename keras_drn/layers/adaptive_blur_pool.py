@@ -1,0 +1,155 @@
+"""Content-adaptive anti-aliasing: a predicted low-pass filter per position and channel group.
+
+Zou, Xiao, Yu, Lee, "Delving Deeper into Anti-aliasing in ConvNets", BMVC 2020 (github
+MaureenZOU/Adaptive-anti-Aliasing, ``Downsample_PASA_group_softmax``).
+"""
+
+import keras
+from keras import layers, ops
+
+from keras_drn.layers.initializers import reference_conv_initializer
+
+SOFTMAX_SCOPES = ("group", "all")
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class AdaptiveBlurPool(layers.Layer):
+    """Content-adaptive low-pass filtering, then subsampling (Zou et al. 2020, section 3).
+
+    A ``k x k`` convolution (no bias) of the reflect-padded input predicts ``groups * k * k``
+    logits per position; BatchNormalization and a softmax turn them into one ``k x k`` filter
+    per position and channel group. Each output value is the filter-weighted sum of the
+    reflect-padded ``k x k`` neighbourhood of the input. Channels are grouped in contiguous
+    blocks: channel ``c`` uses the filter of group ``c // (channels / groups)``.
+
+    Filter logits are laid out as the reference lays them out: channel ``g * k * k + i * k + j``
+    is group ``g``, kernel row ``i``, column ``j``. The weights are, in order, the conv kernel
+    ``(k, k, channels, groups * k * k)`` and the BatchNormalization (epsilon 1e-5) over the
+    ``groups * k * k`` logits, so the reference's weights load by transposition (OIHW -> HWIO).
+
+    ``softmax_scope="group"`` (default) normalises each group's ``k * k`` weights (each filter
+    sums to 1: a proper low-pass filter, as the paper describes); ``"all"`` takes one softmax
+    over all ``groups * k * k`` logits, as the released code does, which reproduces its
+    outputs exactly.
+
+    Unlike the reference, which computes filters and sums at every input position and then
+    subsamples, this layer computes them only at the kept positions (every ``strides``-th row
+    and column from 0): ``strides**2`` times less work, the same outputs in inference. In
+    training, BatchNormalization's batch statistics are taken over the kept positions only,
+    a ``1 / strides**2`` subsample of the reference's.
+
+    Args:
+        kernel_size: odd filter side ``k`` (the paper's best: 3).
+        strides: subsampling factor (1 filters without subsampling).
+        groups: number of channel groups sharing a filter; must divide the channel count
+            (the paper's best: 8).
+        softmax_scope: ``"group"`` or ``"all"``, see above.
+        epsilon, momentum: BatchNormalization settings (PyTorch defaults).
+
+    Input shape: ``(batch, height, width, channels)`` with height and width larger than
+    ``kernel_size // 2`` (reflect padding).
+    Output shape: ``(batch, ceil(height / strides), ceil(width / strides), channels)``.
+
+    Example:
+    >>> AdaptiveBlurPool(kernel_size=3, groups=8)(keras.ops.ones((2, 9, 10, 16))).shape
+    (2, 5, 5, 16)
+    """
+
+    def __init__(
+        self,
+        kernel_size=3,
+        strides=2,
+        groups=8,
+        softmax_scope="group",
+        epsilon=1e-5,
+        momentum=0.9,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                "kernel_size must be a positive odd int (the reference pads k // 2 on each "
+                f"side); received kernel_size={kernel_size!r}."
+            )
+        if not isinstance(strides, int) or strides < 1:
+            raise ValueError(f"strides must be a positive int; received strides={strides!r}.")
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be a positive int; received groups={groups!r}.")
+        if softmax_scope not in SOFTMAX_SCOPES:
+            raise ValueError(
+                f"softmax_scope must be one of {SOFTMAX_SCOPES}; received {softmax_scope!r}."
+            )
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.groups = groups
+        self.softmax_scope = softmax_scope
+        self.epsilon = epsilon
+        self.momentum = momentum
+        taps = groups * kernel_size * kernel_size
+        self.conv = layers.Conv2D(
+            taps,
+            kernel_size,
+            strides=strides,
+            padding="valid",
+            use_bias=False,
+            kernel_initializer=reference_conv_initializer(),
+            data_format="channels_last",
+            dtype=self.dtype_policy,
+            name="conv",
+        )
+        self.bn = layers.BatchNormalization(
+            epsilon=epsilon, momentum=momentum, dtype=self.dtype_policy, name="bn"
+        )
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(
+                f"AdaptiveBlurPool: the channel count ({channels}) must be known and divisible "
+                f"by groups ({self.groups}); pass a groups value that divides it."
+            )
+        self.channels = channels
+        self.conv.build((None, None, None, channels))
+        self.bn.build((None, None, None, self.groups * self.kernel_size**2))
+
+    def call(self, inputs, training=None):
+        k, s, g = self.kernel_size, self.strides, self.groups
+        pad = k // 2
+        x = ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
+        # Filter logits at the kept positions only: a strided valid conv on the padded input.
+        logits = self.bn(self.conv(x), training=training)
+        shape = ops.shape(logits)
+        out_h, out_w = shape[1], shape[2]
+        logits = ops.cast(logits, "float32")  # softmax in float32 under mixed precision
+        if self.softmax_scope == "all":
+            weights = ops.reshape(ops.softmax(logits, axis=-1), (-1, out_h, out_w, g, k * k))
+        else:
+            weights = ops.softmax(ops.reshape(logits, (-1, out_h, out_w, g, k * k)), axis=-1)
+        weights = ops.cast(weights, inputs.dtype)
+        padded_shape = ops.shape(x)
+        x = ops.reshape(x, (-1, padded_shape[1], padded_shape[2], g, self.channels // g))
+        out = None
+        for i in range(k):
+            for j in range(k):
+                patch = x[:, i::s, j::s][:, :out_h, :out_w]
+                term = patch * weights[..., i * k + j, None]
+                out = term if out is None else out + term
+        return ops.reshape(out, (-1, out_h, out_w, self.channels))
+
+    def compute_output_shape(self, input_shape):
+        def down(size):
+            return None if size is None else -(-size // self.strides)
+
+        return (input_shape[0], down(input_shape[1]), down(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            groups=self.groups,
+            softmax_scope=self.softmax_scope,
+            epsilon=self.epsilon,
+            momentum=self.momentum,
+        )
+        return config

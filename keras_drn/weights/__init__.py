@@ -1,0 +1,1 @@
+"""Weights: reading, converting and caching checkpoints."""

@@ -1,0 +1,85 @@
+"""The ``weights=`` argument of every keras_drn model: validation and loading."""
+
+import os
+
+import keras
+
+KERAS_SUFFIXES = (".weights.h5", ".keras")
+WEIGHTS_HELP = (
+    "weights must be None (random init), 'imagenet' (the official checkpoint) or the path to "
+    "an existing weights file ({suffixes})"
+)
+
+
+def _suffixes():
+    return ", ".join(KERAS_SUFFIXES)
+
+
+def validate_weights_argument(weights):
+    """Raises ValueError unless ``weights`` is None, "imagenet" or an existing weights file."""
+    if weights is None or weights == "imagenet":
+        return
+    if isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if os.path.isfile(path):
+            if path.endswith(KERAS_SUFFIXES):
+                return
+            raise ValueError(
+                f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received the file {path!r}, "
+                "whose type is not one of those."
+            )
+        raise ValueError(
+            f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received {path!r}, which is not "
+            "an existing file."
+        )
+    raise ValueError(f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received {weights!r}.")
+
+
+def load_weights(model, weights, variant):
+    """Loads ``weights`` (see ``validate_weights_argument``) into a freshly built ``model``."""
+    if weights == "imagenet":
+        raise ValueError(
+            f"weights='imagenet' for {variant!r}: converting the official PyTorch checkpoints "
+            "is not available in this version of keras_drn. Pass the path to a .weights.h5 "
+            "or .keras file, or weights=None."
+        )
+    path = os.fspath(weights)
+    if path.endswith(".weights.h5"):
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError, OSError) as error:
+            raise ValueError(
+                f"Could not load {path!r} into {model.name!r}: {error}. The file must hold the "
+                "weights of the same architecture with the same include_top and classes."
+            ) from error
+        return
+    source = keras.saving.load_model(path, compile=False)
+    copy_weights_by_name(source, model, origin=path)
+
+
+def copy_weights_by_name(source, target, origin):
+    """Copies every weighted layer of ``target`` from the layer of the same name in ``source``.
+
+    Raises ValueError naming the layers that are missing from ``source`` or whose weight shapes
+    differ, so a file of another architecture never loads silently.
+    """
+    source_layers = {layer.name: layer for layer in source.layers}
+    missing, mismatched = [], []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        other = source_layers.get(layer.name)
+        if other is None:
+            missing.append(layer.name)
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        other_shapes = [tuple(w.shape) for w in other.weights]
+        if shapes != other_shapes:
+            mismatched.append(f"{layer.name}: {other_shapes} in file, {shapes} in model")
+            continue
+        layer.set_weights(other.get_weights())
+    if missing or mismatched:
+        raise ValueError(
+            f"{origin!r} does not match {target.name!r}. Layers missing from the file: "
+            f"{missing or 'none'}. Shape mismatches: {mismatched or 'none'}."
+        )

@@ -1,0 +1,113 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_drn.layers import AdaptiveBlurPool
+from tests.helpers import random_input, run_layer_test, to_numpy
+
+
+def _randomize_bn(layer, seed=0):
+    """Non-trivial moving statistics so that inference-mode checks mean something."""
+    rng = np.random.default_rng(seed)
+    kernel, gamma, beta, mean, var = layer.get_weights()
+    layer.set_weights([
+        kernel,
+        rng.uniform(0.5, 1.5, gamma.shape),
+        rng.normal(size=beta.shape),
+        rng.normal(size=mean.shape),
+        rng.uniform(0.5, 2.0, var.shape),
+    ])
+
+
+@pytest.mark.parametrize("scope", ["group", "all"])
+def test_standard_checks(scope, tmp_path):
+    run_layer_test(
+        AdaptiveBlurPool,
+        {"kernel_size": 3, "groups": 2, "softmax_scope": scope},
+        (2, 9, 10, 4),
+        (2, 5, 5, 4),
+        tmp_path,
+    )
+
+
+def test_weight_layout():
+    layer = AdaptiveBlurPool(kernel_size=5, groups=4)
+    layer.build((None, None, None, 8))
+    assert [tuple(w.shape) for w in layer.weights] == [
+        (5, 5, 8, 100), (100,), (100,), (100,), (100,)
+    ]
+
+
+@pytest.mark.parametrize("scope", ["group", "all"])
+@pytest.mark.parametrize("size", [(12, 16), (11, 13), (7, 10)])
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_strided_equals_full_resolution_then_subsampling(scope, size, kernel_size):
+    x = random_input((2, *size, 8))
+    full = AdaptiveBlurPool(kernel_size=kernel_size, strides=1, groups=4, softmax_scope=scope)
+    strided = AdaptiveBlurPool(kernel_size=kernel_size, strides=2, groups=4, softmax_scope=scope)
+    full(x)
+    _randomize_bn(full)
+    strided(x)
+    strided.set_weights(full.get_weights())
+    expected = to_numpy(full(x, training=False))[:, ::2, ::2]
+    ours = to_numpy(strided(x, training=False))
+    assert ours.shape == expected.shape == (2, -(-size[0] // 2), -(-size[1] // 2), 8)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_group_filters_are_low_pass_and_all_scope_is_not():
+    x = np.full((1, 9, 9, 8), 2.0, "float32")
+    group = AdaptiveBlurPool(groups=4, softmax_scope="group")
+    np.testing.assert_allclose(to_numpy(group(x, training=False)), 2.0, rtol=1e-5)
+    released = AdaptiveBlurPool(groups=4, softmax_scope="all")
+    out = to_numpy(released(x, training=False))
+    assert np.all(out < 2.0)  # each group's weights sum to well below 1
+
+
+def _reference_forward(x, weights, kernel_size, groups, stride):
+    """The released PASA computation, in torch.nn.functional: softmax over all logits,
+    unfold at every position, then subsample."""
+    torch = pytest.importorskip("torch")
+    f = torch.nn.functional
+    kernel, gamma, beta, mean, var = (torch.from_numpy(np.asarray(w)) for w in weights)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    pad = kernel_size // 2
+    padded = f.pad(xt, (pad,) * 4, mode="reflect")
+    logits = f.conv2d(padded, kernel.permute(3, 2, 0, 1))
+    logits = f.batch_norm(logits, mean, var, gamma, beta, False, 0.0, 1e-5)
+    sigma = torch.softmax(logits, dim=1)
+    n, c, h, w = xt.shape
+    taps = kernel_size * kernel_size
+    patches = f.unfold(padded, kernel_size).reshape(n, groups, c // groups, taps, h * w)
+    sigma = sigma.reshape(n, groups, 1, taps, h * w)
+    out = (patches * sigma).sum(dim=3).reshape(n, c, h, w)
+    return out[:, :, ::stride, ::stride].permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("size", [(10, 12), (9, 7)])
+def test_all_scope_reproduces_the_released_code(size):
+    x = random_input((2, *size, 6))
+    layer = AdaptiveBlurPool(kernel_size=3, strides=2, groups=3, softmax_scope="all")
+    layer(x)
+    _randomize_bn(layer, seed=3)
+    expected = _reference_forward(x, layer.get_weights(), 3, 3, 2)
+    np.testing.assert_allclose(to_numpy(layer(x, training=False)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kernel_size": 4}, "odd"),
+        ({"softmax_scope": "channel"}, "softmax_scope"),
+        ({"groups": 0}, "groups"),
+        ({"strides": 0}, "strides"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaptiveBlurPool(**kwargs)
+
+
+def test_groups_must_divide_channels():
+    with pytest.raises(ValueError, match="divisible by groups"):
+        AdaptiveBlurPool(groups=3)(keras.ops.ones((1, 8, 8, 8)))

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from keras_drn.data import CLASS_NAMES, make_scenes
+
+
+def test_scenes_are_deterministic_and_consistent():
+    images, masks, labels = make_scenes(24, size=32, seed=3)
+    again = make_scenes(24, size=32, seed=3)
+    np.testing.assert_array_equal(images, again[0])
+    np.testing.assert_array_equal(masks, again[1])
+    assert images.shape == (24, 32, 32, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert masks.shape == (24, 32, 32) and labels.shape == (24,)
+    # Each scene holds exactly one object, of the labelled class.
+    for mask, label in zip(masks, labels):
+        assert set(np.unique(mask)) == {0, label + 1}
+    assert set(labels) == {0, 1, 2} and len(CLASS_NAMES) == 4
+    assert not np.array_equal(images, make_scenes(24, size=32, seed=4)[0])
+
+
+def test_lines_are_thin():
+    _, masks, labels = make_scenes(40, size=64, seed=0)
+    for mask, label in zip(masks, labels):
+        rows, cols = np.nonzero(mask)
+        extent = max(np.ptp(rows), np.ptp(cols)) + 1
+        # Area over longest extent: at most width * sqrt(2) for a line 1-3 px wide (diagonal),
+        # several times more for disks and squares.
+        thinness = len(rows) / extent
+        assert (thinness <= 4.5) == (label == 1), (label, thinness)
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError, match="count >= 1 and size >= 16"):
+        make_scenes(0)

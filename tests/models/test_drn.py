@@ -1,0 +1,209 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_drn
+from keras_drn.models.registry import PARAMETERS
+from tests.helpers import random_input, to_numpy
+
+ALL = keras_drn.list_models()
+# One variant of each architecture runs everywhere; the larger ones carry the slow mark
+# (CI still runs them, on one backend).
+FAST = ("drn_a_18", "drn_c_26", "drn_d_22")
+
+
+def _maybe_slow(names):
+    return [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def test_list_models_and_public_constructors():
+    assert ALL == [
+        "drn_a_18", "drn_a_34", "drn_a_50", "drn_c_26", "drn_c_42", "drn_c_58", "drn_d_22",
+        "drn_d_24", "drn_d_38", "drn_d_40", "drn_d_54", "drn_d_56", "drn_d_105", "drn_d_107",
+    ]
+    for name in ALL:
+        constructor = getattr(keras_drn, name.upper())
+        assert constructor.__name__ == name.upper() and "Args:" in constructor.__doc__
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_trainable_parameters_match_the_reference(name):
+    model = keras_drn.get_model(name)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == PARAMETERS[name]
+    assert model.name == name
+
+
+@pytest.mark.parametrize("name", _maybe_slow(ALL))
+def test_output_shapes_at_224_and_odd_sizes(name):
+    model = keras_drn.get_model(name, classes=10)
+    for size in [(224, 224), (97, 131)]:
+        out = to_numpy(model(random_input((1, *size, 3)), training=False))
+        assert out.shape == (1, 10)
+        np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+    backbone = keras_drn.get_model(name, include_top=False)
+    channels = 2048 if name == "drn_a_50" else 512
+    out = backbone(random_input((1, 97, 131, 3)), training=False)
+    assert tuple(out.shape) == (1, 13, 17, channels)  # output stride 8, rounded up
+
+
+@pytest.mark.parametrize("name", _maybe_slow(ALL))
+def test_keras_save_load_round_trip(name, tmp_path):
+    model = keras_drn.get_model(name, classes=7)
+    x = random_input((1, 64, 48, 3))
+    expected = to_numpy(model(x, training=False))
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(to_numpy(loaded(x, training=False)), expected, rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, levels",
+    [
+        ("drn_c_26", {1: (16, 1), 2: (32, 2), 3: (64, 4), 4: (128, 8), 5: (256, 8),
+                      6: (512, 8), 7: (512, 8), 8: (512, 8)}),
+        ("drn_d_22", {1: (16, 1), 2: (32, 2), 3: (64, 4), 4: (128, 8), 5: (256, 8),
+                      6: (512, 8), 7: (512, 8), 8: (512, 8)}),
+        ("drn_a_18", {1: (64, 4), 2: (128, 8), 3: (256, 8), 4: (512, 8)}),
+    ],
+)
+def test_feature_model_outputs_every_level(name, levels):
+    model = keras_drn.get_model(name)
+    features = keras_drn.feature_model(model)
+    out = features(random_input((1, 224, 224, 3)), training=False)
+    assert sorted(out) == sorted(f"level{n}" for n in levels)
+    for n, (channels, stride) in levels.items():
+        assert tuple(out[f"level{n}"].shape) == (1, 224 // stride, 224 // stride, channels)
+    # At 224x224 the last map is 28x28: global pooling equals the reference's AvgPool2d(28).
+    assert tuple(out[f"level{max(levels)}"].shape)[1:3] == (28, 28)
+    subset = keras_drn.feature_model(model, levels=[2, 4])
+    assert sorted(subset(random_input((1, 33, 35, 3)))) == ["level2", "level4"]
+
+
+def test_feature_model_errors():
+    model = keras_drn.DRN_A_18(include_top=False)
+    with pytest.raises(ValueError, match=r"Levels \[7\] are not in model 'drn_a_18'"):
+        keras_drn.feature_model(model, levels=[7])
+    inputs = keras.Input((8, 8, 3))
+    plain = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    with pytest.raises(ValueError, match="no 'levelN' layers"):
+        keras_drn.feature_model(plain)
+
+
+@pytest.mark.parametrize("pooling, shape", [("avg", (2, 512)), ("max", (2, 512)),
+                                            (None, (2, 4, 5, 512))])
+def test_pooling_without_top(pooling, shape):
+    model = keras_drn.DRN_D_22(include_top=False, pooling=pooling)
+    assert tuple(model(random_input((2, 32, 40, 3))).shape) == shape
+
+
+def test_static_input_shape_and_input_tensor():
+    model = keras_drn.DRN_C_26(input_shape=(64, 64, 3), classes=3)
+    assert model.input_shape == (None, 64, 64, 3)
+    assert model.output_shape == (None, 3)
+    tensor = keras.Input((32, 32, 3))
+    model = keras_drn.DRN_D_22(input_tensor=tensor, include_top=False)
+    assert model.output_shape == (None, 4, 4, 512)
+    four_channels = keras_drn.DRN_D_22(input_shape=(None, None, 4), classes=2)
+    assert tuple(four_channels(random_input((1, 16, 16, 4))).shape) == (1, 2)
+
+
+def test_logits_without_activation():
+    model = keras_drn.DRN_D_22(classes=4, classifier_activation=None)
+    out = to_numpy(model(random_input((2, 32, 32, 3)), training=False))
+    assert not np.allclose(out.sum(axis=-1), 1.0)
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("anti_alias", ["blur", "adaptive"])
+def test_anti_aliased_variants_train(name, anti_alias):
+    model = keras_drn.get_model(name, classes=3, anti_alias=anti_alias)
+    filters = [layer for layer in model._flatten_layers() if "blur" in layer.name]
+    # Every downsampling except the first conv: C/D levels 2-4 (plus projections), A: maxpool
+    # and level 2.
+    assert filters
+    assert not any(layer.name.startswith(("conv1", "layer0")) for layer in filters)
+    x = random_input((2, 37, 45, 3))
+    assert tuple(model(x).shape) == (2, 3)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, np.array([0, 2]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_training(policy):
+    keras.config.set_dtype_policy(policy)
+    model = keras_drn.DRN_D_22(classes=3)
+    conv = model.get_layer("layer0_0")
+    assert conv.compute_dtype == keras.DTypePolicy(policy).compute_dtype
+    assert conv.kernel.dtype == "float32"
+    x = random_input((2, 40, 40, 3))
+    out = model(x, training=False)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    np.testing.assert_allclose(to_numpy(out).sum(axis=-1), 1.0, rtol=1e-3)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, np.array([0, 1]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_weights_from_keras_files(tmp_path):
+    source = keras_drn.DRN_D_22(classes=5)
+    x = random_input((1, 40, 40, 3))
+    expected = to_numpy(source(x, training=False))
+    h5 = str(tmp_path / "d22.weights.h5")
+    source.save_weights(h5)
+    np.testing.assert_allclose(
+        to_numpy(keras_drn.DRN_D_22(classes=5, weights=h5)(x, training=False)), expected,
+        rtol=1e-5)
+    full = str(tmp_path / "d22.keras")
+    source.save(full)
+    np.testing.assert_allclose(
+        to_numpy(keras_drn.DRN_D_22(classes=5, weights=full)(x, training=False)), expected,
+        rtol=1e-5)
+    with pytest.raises(ValueError, match="does not match 'drn_c_26'"):
+        keras_drn.DRN_C_26(classes=5, weights=full)
+    with pytest.raises(ValueError, match="Could not load"):
+        keras_drn.DRN_D_22(classes=6, weights=h5)
+
+
+def test_unknown_model_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown model name 'drn_c_27'.*drn_c_26"):
+        keras_drn.get_model("drn_c_27")
+    assert keras_drn.get_model("DRN-D-22", include_top=False).name == "drn_d_22"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"weights": "imagenet-21k"}, "weights must be None.*'imagenet-21k', which is not"),
+        ({"weights": "/no/such/file.weights.h5"}, "not an existing file"),
+        ({"weights": 3}, "weights must be None"),
+        ({"pooling": "sum", "include_top": False}, r"pooling must be one of \(None, 'avg', 'max'\)"),
+        ({"classifier_activation": "softmaxx"}, "classifier_activation must be None.*'softmaxx'"),
+        ({"anti_alias": "gauss"}, "anti_alias must be one of"),
+        ({"classes": 0}, "classes must be a positive int"),
+        ({"input_shape": (224, 224)}, r"input_shape must be \(height, width, channels\)"),
+        ({"input_shape": (224, 224, None)}, "channel count must be known"),
+        ({"include_top": "yes"}, "include_top must be True or False"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_drn.DRN_D_22(**kwargs)
+
+
+def test_pretrained_weights_need_three_channels(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="expect 3 input channels"):
+        keras_drn.DRN_D_22(weights=str(path), input_shape=(None, None, 4))
+
+
+def test_wrong_input_channels_or_rank_at_call():
+    model = keras_drn.DRN_D_22(include_top=False)
+    with pytest.raises(ValueError, match="incompatible"):
+        model(random_input((1, 32, 32, 4)))
+    with pytest.raises(ValueError):
+        model(random_input((32, 32, 3)))

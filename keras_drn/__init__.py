@@ -6,6 +6,7 @@
 
 from keras_drn import layers
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model
+from keras_drn.models.segmenter import DRNSegmenter
 from keras_drn.models.registry import (
     DRN_A_18,
     DRN_A_34,

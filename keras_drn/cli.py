@@ -27,6 +27,8 @@ def _demo(args):
 
     keras.utils.set_random_seed(args.seed)
     images, _, labels = make_scenes(args.train + args.val, size=args.size, seed=args.seed)
+    mean, std = images[: args.train].mean(axis=(0, 1, 2)), images[: args.train].std(axis=(0, 1, 2))
+    images = (images - mean) / std  # normalise with the training set's statistics
     x_train, y_train = images[: args.train], labels[: args.train]
     x_val, y_val = images[args.train :], labels[args.train :]
     model = keras_drn.get_model(args.variant, classes=len(CLASS_NAMES) - 1)
@@ -38,7 +40,7 @@ def _demo(args):
     features = keras_drn.feature_model(model)(x_val[:1], training=False)
     print("level outputs:", ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in features.items()))
     model.compile(
-        optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9, weight_decay=1e-4),
+        optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=1e-4),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -75,7 +77,7 @@ def build_parser():
     demo.add_argument("--val", type=int, default=128, help="number of validation scenes")
     demo.add_argument("--epochs", type=int, default=6, help="training epochs")
     demo.add_argument("--batch-size", type=int, default=32, help="batch size")
-    demo.add_argument("--learning-rate", type=float, default=0.01, help="SGD learning rate")
+    demo.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
     demo.set_defaults(run=_demo)
     return parser

@@ -28,7 +28,7 @@ def _object_mask(rng, kind, size):
     yy, xx = np.mgrid[0:size, 0:size]
     cy, cx = rng.uniform(0.25 * size, 0.75 * size, size=2)
     if kind == 1:  # disk
-        radius = rng.uniform(0.06, 0.14) * size
+        radius = rng.uniform(0.08, 0.16) * size
         return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
     if kind == 2:  # thin line through the centre, 1 to 3 pixels wide
         angle = rng.uniform(0, np.pi)

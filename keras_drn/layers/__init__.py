@@ -1,17 +1,22 @@
 """keras_drn.layers: the building blocks, one paper idea per module."""
 
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
+from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeLike
 from keras_drn.layers.blur_pool import BlurPool
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
+from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
 from keras_drn.layers.l2_norm_scale import L2NormScale
 
 __all__ = [
     "AdaptiveBlurPool",
+    "BilinearUpsampling",
     "BlurPool",
     "BoundaryRefinement",
     "DilatedResidualBlock",
+    "GlobalContext",
     "GlobalConvBlock",
     "L2NormScale",
+    "ResizeLike",
 ]

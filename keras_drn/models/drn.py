@@ -239,9 +239,10 @@ def build_drn(
     if include_top:
         # Global pooling equals the reference's AvgPool2d(28) at 224x224 and works at any size.
         x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-        # The reference's fc is a 1x1 conv (C, D) or a Linear (A): a Dense either way.
-        initializer = "glorot_uniform" if spec.arch == "A" else reference_conv_initializer()
-        x = layers.Dense(classes, kernel_initializer=initializer, name="fc")(x)
+        # The reference's fc is a 1x1 conv (C, D) or a Linear (A): a Dense either way. Glorot
+        # init, not the reference's normal(0, sqrt(2 / classes)): that one suits 1000 classes
+        # but gives logits of std ~20 with a handful of classes, which stalls fine-tuning.
+        x = layers.Dense(classes, name="fc")(x)
         x = layers.Activation(activation, dtype="float32", name="predictions")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avgpool")(x)

@@ -1,0 +1,102 @@
+"""DRN's fixed bilinear upsampling of score maps, and cropping to a reference size.
+
+Yu, Koltun, Funkhouser, "Dilated Residual Networks", CVPR 2017, section 5 (segmentation);
+the official ``segment.py`` upsamples class scores with a frozen ``ConvTranspose2d(classes,
+classes, 16, stride=8, padding=4, groups=classes)`` filled with a bilinear kernel.
+"""
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+def bilinear_kernel(factor):
+    """The ``(2 * factor, 2 * factor)`` bilinear kernel of the reference's ``fill_up_weights``:
+    the outer product of the profile ``1 - |i / factor - c|`` with ``c = (2 * factor - 1 -
+    factor % 2) / (2 * factor)`` (for ``factor=8``: ``1 - |i / 8 - 0.9375|``, i = 0..15)."""
+    size = 2 * factor
+    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
+    profile = 1 - np.abs(np.arange(size) / factor - center)
+    return np.outer(profile, profile).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class BilinearUpsampling(layers.Layer):
+    """Fixed bilinear transposed convolution (``factor`` x), applied to each channel alone.
+
+    Equal to the reference's frozen ``ConvTranspose2d(C, C, 2 * factor, stride=factor,
+    padding=factor // 2, groups=C)`` (output ``factor * h``), then cropped to the size of the
+    optional second input (the image), so a 500-pixel side comes back as 500, not 504.
+    The channels are folded into the batch so the cost is that of one 1-channel transposed
+    convolution per class, not the ``C x C`` of a dense block-diagonal kernel. No weights.
+
+    Call: ``layer(scores)`` or ``layer([scores, reference])``.
+    Input shape: ``(batch, h, w, C)``. Output shape: ``(batch, factor * h, factor * w, C)``,
+    or the reference's height and width.
+    """
+
+    def __init__(self, factor=8, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(factor, int) or factor < 2 or factor % 2:
+            raise ValueError(f"factor must be an even int >= 2; received factor={factor!r}.")
+        self.factor = factor
+
+    def call(self, inputs):
+        scores, reference = (inputs, None) if not isinstance(inputs, (list, tuple)) else inputs
+        shape = ops.shape(scores)
+        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+        x = ops.reshape(ops.transpose(scores, (0, 3, 1, 2)), (-1, height, width, 1))
+        kernel = ops.convert_to_tensor(bilinear_kernel(self.factor)[:, :, None, None], x.dtype)
+        x = ops.conv_transpose(x, kernel, strides=self.factor, padding="same")
+        up_h, up_w = self.factor * height, self.factor * width
+        x = ops.transpose(ops.reshape(x, (batch, channels, up_h, up_w)), (0, 2, 3, 1))
+        if reference is not None:
+            ref_shape = ops.shape(reference)
+            x = x[:, : ref_shape[1], : ref_shape[2], :]
+        return x
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            scores, reference = input_shape
+            return (scores[0], reference[1], reference[2], scores[3])
+        up = [None if d is None else d * self.factor for d in input_shape[1:3]]
+        return (input_shape[0], *up, input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(factor=self.factor)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class ResizeLike(layers.Layer):
+    """Brings a map to the height and width of a reference map: crop (when it is at least as
+    large, as after ``x2`` transposed convolutions of ceil-sized maps) or bilinear resize.
+
+    Call: ``layer([x, reference])``. Output: ``(batch, ref_height, ref_width, x_channels)``.
+    """
+
+    def __init__(self, mode="crop", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("crop", "bilinear"):
+            raise ValueError(f"mode must be 'crop' or 'bilinear'; received mode={mode!r}.")
+        self.mode = mode
+
+    def call(self, inputs):
+        x, reference = inputs
+        ref_shape = ops.shape(reference)
+        if self.mode == "crop":
+            return x[:, : ref_shape[1], : ref_shape[2], :]
+        resized = ops.image.resize(
+            ops.cast(x, "float32"), (ref_shape[1], ref_shape[2]), interpolation="bilinear"
+        )
+        return ops.cast(resized, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        x, reference = input_shape
+        return (x[0], reference[1], reference[2], x[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode)
+        return config

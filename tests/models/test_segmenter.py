@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_drn
+from tests.helpers import random_input, to_numpy
+
+CONFIGS = [
+    {},
+    {"upsampling": "bilinear"},
+    {"context": "parsenet"},
+    {"head": "gcn"},
+    {"head": "gcn", "upsampling": "bilinear", "context": "parsenet"},
+    {"backbone": "drn_a_18", "head": "gcn"},
+    {"backbone": "drn_c_26", "anti_alias": "adaptive"},
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.values())) or "drn")
+def test_logits_at_input_resolution_for_any_size(config):
+    model = keras_drn.DRNSegmenter(num_classes=4, **config)
+    for size in [(64, 64), (97, 131), (33, 50)]:
+        out = model(random_input((1, *size, 3)), training=False)
+        assert tuple(out.shape) == (1, *size, 4)
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        assert np.all(np.isfinite(to_numpy(out)))
+
+
+def test_reference_head_layers():
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=19)
+    seg = model.get_layer("seg")
+    assert tuple(seg.kernel.shape) == (1, 1, 512, 19) and seg.use_bias
+    assert not model.get_layer("up").weights  # the fixed bilinear x8 has no weights
+    backbone = keras_drn.DRN_D_22(include_top=False)
+    assert model.count_params() == backbone.count_params() + 512 * 19 + 19
+    assert model.get_layer("layer8_0").name == "layer8_0"  # flat: backbone layers by name
+
+
+@pytest.mark.parametrize("config", [{}, {"head": "gcn", "context": "parsenet"}])
+def test_trains_with_ignore_label_and_round_trips(config, tmp_path):
+    model = keras_drn.DRNSegmenter(num_classes=3, **config)
+    x = random_input((2, 40, 48, 3))
+    y = np.random.default_rng(0).integers(0, 3, size=(2, 40, 48))
+    y[:, :5] = 255
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
+    )
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    expected = to_numpy(model(x, training=False))
+    path = str(tmp_path / "segmenter.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(to_numpy(loaded(x, training=False)), expected, rtol=1e-5,
+                               atol=1e-5)
+    weights = str(tmp_path / "segmenter.weights.h5")
+    model.save_weights(weights)
+    again = keras_drn.DRNSegmenter(num_classes=3, weights=weights, **config)
+    np.testing.assert_allclose(to_numpy(again(x, training=False)), expected, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_mixed_precision_logits_are_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = keras_drn.DRNSegmenter(num_classes=3, head="gcn")
+    out = model(random_input((1, 35, 37, 3)), training=False)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    assert model.get_layer("gcn_level8").compute_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"backbone": "resnet50"}, "Unknown backbone 'resnet50'; valid names"),
+        ({"head": "fcn"}, r"head must be one of \('drn', 'gcn'\)"),
+        ({"context": "aspp"}, "context must be one of"),
+        ({"upsampling": "nearest"}, "upsampling must be one of"),
+        ({"num_classes": 0}, "num_classes must be a positive int"),
+        ({"backbone_weights": "nope.h5"}, "weights must be None"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_drn.DRNSegmenter(**kwargs)

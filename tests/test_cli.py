@@ -11,17 +11,21 @@ def test_models_lists_every_variant(capsys):
         assert name in out and f"{count:,}" in out
 
 
-def test_demo_trains_and_reports_accuracy(capsys):
+def test_demo_trains_and_reports_miou(capsys, tmp_path):
+    output = tmp_path / "demo.png"
     args = ["demo", "--size", "16", "--train", "16", "--val", "8", "--epochs", "1",
-            "--batch-size", "8"]
+            "--batch-size", "8", "--output", str(output)]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "validation accuracy" in out and "level8 (2, 2, 512)" in out
+    for name in ("background", "disk", "line", "square", "mIoU"):
+        assert name in out
+    assert output.stat().st_size > 0
 
 
 def test_help_explains_options(capsys):
     with pytest.raises(SystemExit):
         cli.main(["demo", "--help"])
     out = capsys.readouterr().out
-    for option in ("--variant", "--size", "--epochs", "--learning-rate", "--seed"):
+    for option in ("--variant", "--head", "--output", "--size", "--epochs", "--learning-rate",
+                   "--seed"):
         assert option in out

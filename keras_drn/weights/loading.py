@@ -5,6 +5,7 @@ import os
 import keras
 
 KERAS_SUFFIXES = (".weights.h5", ".keras")
+TORCH_SUFFIXES = (".pth", ".pt")
 WEIGHTS_HELP = (
     "weights must be None (random init), 'imagenet' (the official checkpoint) or the path to "
     "an existing weights file ({suffixes})"
@@ -12,7 +13,7 @@ WEIGHTS_HELP = (
 
 
 def _suffixes():
-    return ", ".join(KERAS_SUFFIXES)
+    return ", ".join(KERAS_SUFFIXES + TORCH_SUFFIXES)
 
 
 def validate_weights_argument(weights):
@@ -22,7 +23,7 @@ def validate_weights_argument(weights):
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if os.path.isfile(path):
-            if path.endswith(KERAS_SUFFIXES):
+            if path.endswith(KERAS_SUFFIXES + TORCH_SUFFIXES):
                 return
             raise ValueError(
                 f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received the file {path!r}, "
@@ -36,32 +37,59 @@ def validate_weights_argument(weights):
 
 
 def load_weights(model, weights, variant):
-    """Loads ``weights`` (see ``validate_weights_argument``) into a freshly built ``model``."""
+    """Loads ``weights`` (see ``validate_weights_argument``) into a freshly built ``model``.
+
+    ``"imagenet"`` and PyTorch files go through the reference-key converter, which leaves a
+    fresh head when ``include_top=False`` or the number of classes differs.
+    """
+    from keras_drn.weights.convert import load_state_dict_into
+    from keras_drn.weights.pretrained import imagenet_weights
+    from keras_drn.weights.torch_reader import load_state_dict
+
     if weights == "imagenet":
-        raise ValueError(
-            f"weights='imagenet' for {variant!r}: converting the official PyTorch checkpoints "
-            "is not available in this version of keras_drn. Pass the path to a .weights.h5 "
-            "or .keras file, or weights=None."
-        )
-    path = os.fspath(weights)
-    if path.endswith(".weights.h5"):
-        try:
-            model.load_weights(path)
-        except (ValueError, KeyError, OSError) as error:
-            raise ValueError(
-                f"Could not load {path!r} into {model.name!r}: {error}. The file must hold the "
-                "weights of the same architecture with the same include_top and classes."
-            ) from error
+        path = imagenet_weights(variant)
+        if _has_imagenet_head(model):
+            _load_keras_weights(model, path)
+        else:
+            import keras_drn
+
+            reference = keras_drn.get_model(variant)
+            reference.load_weights(path)
+            copy_weights_by_name(reference, model, origin=path, fresh_head=True)
+            print(f"keras_drn: loaded the ImageNet {variant} backbone; the classifier head, "
+                  "if any, is freshly initialised for fine-tuning.")
         return
-    source = keras.saving.load_model(path, compile=False)
-    copy_weights_by_name(source, model, origin=path)
+    path = os.fspath(weights)
+    if path.endswith(TORCH_SUFFIXES):
+        load_state_dict_into(model, load_state_dict(path), variant, origin=path)
+    elif path.endswith(".weights.h5"):
+        _load_keras_weights(model, path)
+    else:
+        source = keras.saving.load_model(path, compile=False)
+        copy_weights_by_name(source, model, origin=path)
 
 
-def copy_weights_by_name(source, target, origin):
+def _has_imagenet_head(model):
+    names = {layer.name for layer in model.layers}
+    return "fc" in names and model.get_layer("fc").units == 1000 and "seg" not in names
+
+
+def _load_keras_weights(model, path):
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as error:
+        raise ValueError(
+            f"Could not load {path!r} into {model.name!r}: {error}. The file must hold the "
+            "weights of the same architecture with the same include_top and classes."
+        ) from error
+
+
+def copy_weights_by_name(source, target, origin, fresh_head=False):
     """Copies every weighted layer of ``target`` from the layer of the same name in ``source``.
 
     Raises ValueError naming the layers that are missing from ``source`` or whose weight shapes
-    differ, so a file of another architecture never loads silently.
+    differ, so a file of another architecture never loads silently. With ``fresh_head`` the
+    classifier (``fc``) may be missing or differ: it keeps its initialisation.
     """
     source_layers = {layer.name: layer for layer in source.layers}
     missing, mismatched = [], []
@@ -69,6 +97,8 @@ def copy_weights_by_name(source, target, origin):
         if not layer.weights:
             continue
         other = source_layers.get(layer.name)
+        if fresh_head and layer.name == "fc":
+            continue
         if other is None:
             missing.append(layer.name)
             continue

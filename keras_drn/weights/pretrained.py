@@ -1,0 +1,105 @@
+"""The official ImageNet checkpoints: where they live, how they are checked and cached.
+
+``weights="imagenet"`` downloads the reference's PyTorch file with ``keras.utils.get_file``
+into the Keras cache (``$KERAS_HOME/keras_drn``, default ``~/.keras/keras_drn``), checks that
+its SHA-256 starts with the 8 hex digits of its name, converts it, and caches the converted
+``<variant>_imagenet.weights.h5`` beside it: later calls need neither network nor conversion.
+A mirror can replace the download base: the ``base_url`` argument or ``KERAS_DRN_WEIGHTS_URL``.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import keras
+
+DRN_BASE_URL = "http://dl.yf.io/drn/"
+TORCHVISION_BASE_URL = "https://download.pytorch.org/models/"
+MIRROR_ENV = "KERAS_DRN_WEIGHTS_URL"
+CACHE_SUBDIR = "keras_drn"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An official checkpoint: file name (its 8 hex digits start its SHA-256) and base URL.
+    The preprocessing travels with it: 0-1 RGB, then ImageNet mean/std normalisation."""
+
+    file_name: str
+    base_url: str
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+
+    @property
+    def sha256_prefix(self):
+        return self.file_name.rsplit("-", 1)[1].split(".")[0]
+
+
+CHECKPOINTS = {
+    "drn_a_50": Checkpoint("resnet50-19c8e357.pth", TORCHVISION_BASE_URL),
+    "drn_c_26": Checkpoint("drn_c_26-ddedf421.pth", DRN_BASE_URL),
+    "drn_c_42": Checkpoint("drn_c_42-9d336e8c.pth", DRN_BASE_URL),
+    "drn_c_58": Checkpoint("drn_c_58-0a53a92c.pth", DRN_BASE_URL),
+    "drn_d_22": Checkpoint("drn_d_22-4bd2f8ea.pth", DRN_BASE_URL),
+    "drn_d_38": Checkpoint("drn_d_38-eebb45f0.pth", DRN_BASE_URL),
+    "drn_d_54": Checkpoint("drn_d_54-0e0534ff.pth", DRN_BASE_URL),
+    "drn_d_105": Checkpoint("drn_d_105-12b40979.pth", DRN_BASE_URL),
+}
+
+
+def checkpoint_for(variant):
+    if variant not in CHECKPOINTS:
+        raise ValueError(
+            f"There is no official ImageNet checkpoint for {variant!r}; variants with one: "
+            f"{sorted(CHECKPOINTS)}. Use weights=None or the path to your own weights file."
+        )
+    return CHECKPOINTS[variant]
+
+
+def cache_dir():
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, CACHE_SUBDIR)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_checkpoint(variant, base_url=None):
+    """Downloads (or finds in the cache) the official checkpoint of ``variant`` and checks
+    its hash prefix; a file that fails the check is deleted. Returns its path."""
+    checkpoint = checkpoint_for(variant)
+    base = base_url or os.environ.get(MIRROR_ENV) or checkpoint.base_url
+    origin = base.rstrip("/") + "/" + checkpoint.file_name
+    if not origin.startswith(("https://", "http://")):
+        raise ValueError(f"Weights are downloaded over http(s) only; received {origin!r}.")
+    os.makedirs(cache_dir(), exist_ok=True)
+    path = keras.utils.get_file(
+        checkpoint.file_name, origin, cache_subdir=CACHE_SUBDIR,
+        cache_dir=os.path.dirname(cache_dir()),
+    )
+    actual = _sha256(path)
+    if not actual.startswith(checkpoint.sha256_prefix):
+        os.unlink(path)
+        raise ValueError(
+            f"The file downloaded from {origin} has SHA-256 {actual}, which does not start "
+            f"with {checkpoint.sha256_prefix} as its name says: corrupt or not the official "
+            "checkpoint. It was deleted; try again or check the mirror."
+        )
+    return path
+
+
+def imagenet_weights(variant, base_url=None):
+    """Path of the converted ``.weights.h5`` of the 1000-class ``variant`` classifier,
+    downloading and converting on first use."""
+    from keras_drn.weights.convert import convert_checkpoint
+
+    converted = os.path.join(cache_dir(), f"{variant}_imagenet.weights.h5")
+    if os.path.isfile(converted):
+        return converted
+    source = download_checkpoint(variant, base_url)
+    convert_checkpoint(source, converted, variant)
+    return converted

@@ -138,10 +138,11 @@ def load_state_dict_into(model, state_dict, variant, origin="the checkpoint"):
             f"Shape mismatches: {mismatched or 'none'}. Is it a checkpoint of another "
             "architecture?"
         )
-    if missing_head:
-        print(f"keras_drn: loaded the {variant} backbone from {origin}; the classifier head "
-              f"({', '.join(sorted({p.split('/')[0] for p in missing_head}))}) is freshly "
-              "initialised for fine-tuning.")
+    if missing_head or fresh_head:
+        heads = sorted({p.split("/")[0] for p in missing_head} | fresh_head)
+        fresh = " and the model's head is freshly initialised for fine-tuning" if missing_head else ""
+        print(f"keras_drn: loaded the {variant} backbone from {origin}; the checkpoint's "
+              f"{'/'.join(heads)} classifier is not used{fresh}.")
 
 
 def _check_up_kernel(value, origin):

@@ -133,7 +133,8 @@ class Seg(nn.Module):
         super().__init__()
         self.base = nn.Sequential(*[c for n, c in net.named_children()
                                     if n not in ("avgpool", "fc")])
-        self.seg = nn.Conv2d(512 if net.arch != "A" else 2048, classes, 1)
+        channels = net.fc.in_features if net.arch == "A" else net.fc.in_channels
+        self.seg = nn.Conv2d(channels, classes, 1)
         self.up = nn.ConvTranspose2d(classes, classes, 16, 8, 4, groups=classes, bias=False)
         profile = 1 - torch.abs(torch.arange(16) / 8 - 0.9375)
         with torch.no_grad():

@@ -1,5 +1,5 @@
-"""The ``keras-drn`` command: ``models`` lists the variants, ``demo`` trains a segmenter on the
-embedded synthetic scenes."""
+"""The ``keras-drn`` command: ``models`` lists the variants, ``convert`` converts a PyTorch
+checkpoint, ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
 import sys
@@ -69,6 +69,16 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="list the DRN variants and their sizes")
     models.set_defaults(run=_models)
+    from keras_drn.weights import convert
+
+    converter = commands.add_parser(
+        "convert",
+        help="convert an official DRN PyTorch checkpoint to a Keras .weights.h5 file",
+        description="Convert an official DRN PyTorch checkpoint (drn.py or segment.py, zip or "
+        "legacy format; PyTorch not needed) into a Keras .weights.h5 file.",
+    )
+    convert.build_parser(converter)
+    converter.set_defaults(run=convert.run)
     demo = commands.add_parser(
         "demo",
         help="train a DRN segmenter on the embedded synthetic scenes and report its mIoU",

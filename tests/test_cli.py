@@ -29,3 +29,18 @@ def test_help_explains_options(capsys):
     for option in ("--variant", "--head", "--output", "--size", "--epochs", "--learning-rate",
                    "--seed"):
         assert option in out
+
+
+def test_convert_subcommand_and_tool_exist(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["convert", "--help"])
+    out = capsys.readouterr().out
+    assert "--variant" in out and "destination" in out
+    import pathlib
+    import subprocess
+    import sys
+
+    tool = pathlib.Path(__file__).resolve().parents[1] / "tools" / "convert_weights.py"
+    result = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "--variant" in result.stdout

@@ -1,0 +1,13 @@
+"""Converts an official DRN PyTorch checkpoint to a Keras .weights.h5 file, offline.
+
+    python tools/convert_weights.py drn_d_22-4bd2f8ea.pth drn_d_22.weights.h5 --variant drn_d_22
+
+Same as ``keras-drn convert``. PyTorch is not needed.
+"""
+
+import sys
+
+from keras_drn.weights.convert import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -162,3 +162,24 @@ def randomize(module, seed=0):
                 tensor.copy_(torch.randn(tensor.shape, generator=generator)
                              * (1.0 / fan_in) ** 0.5)
     return module.eval()
+
+
+def reference_net(name, seed=0, classes=1000):
+    """The randomised reference network of the keras_drn variant ``name``, in eval mode."""
+    from keras_drn.models.drn import VARIANTS
+
+    spec = VARIANTS[name]
+    return randomize(Net(spec.arch, spec.block == "bottleneck", spec.depths, classes), seed)
+
+
+def run_torch(module, x, method="forward"):
+    """``module.<method>`` on an NHWC numpy batch; NCHW outputs come back as NHWC numpy."""
+    with torch.no_grad():
+        out = getattr(module, method)(torch.from_numpy(x).permute(0, 3, 1, 2))
+    return (out.permute(0, 2, 3, 1) if out.ndim == 4 else out).numpy()
+
+
+def save(state_dict, path, **kwargs):
+    """``torch.save`` returning the path, for one-line fixtures."""
+    torch.save(state_dict, path, **kwargs)
+    return str(path)

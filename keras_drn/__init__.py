@@ -27,3 +27,27 @@ from keras_drn.models.registry import (
 )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DRNSegmenter",
+    "DRN_A_18",
+    "DRN_A_34",
+    "DRN_A_50",
+    "DRN_C_26",
+    "DRN_C_42",
+    "DRN_C_58",
+    "DRN_D_22",
+    "DRN_D_24",
+    "DRN_D_38",
+    "DRN_D_40",
+    "DRN_D_54",
+    "DRN_D_56",
+    "DRN_D_105",
+    "DRN_D_107",
+    "VARIANTS",
+    "build_drn",
+    "feature_model",
+    "get_model",
+    "layers",
+    "list_models",
+]

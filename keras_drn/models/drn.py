@@ -130,7 +130,8 @@ def _conv_level(x, level, channels, count, stride, dilation, anti_alias):
 
 
 def _drn_cd_body(x, variant, anti_alias):
-    names = ("conv1", "bn1", "relu") if variant.arch == "C" else ("layer0_0", "layer0_1", "layer0_2")
+    stem = {"C": ("conv1", "bn1", "relu"), "D": ("layer0_0", "layer0_1", "layer0_2")}
+    names = stem[variant.arch]
     x = _conv(16, 7, names[0])(x)
     x = _bn(names[1])(x)
     x = layers.ReLU(name=names[2])(x)

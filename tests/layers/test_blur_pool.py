@@ -40,7 +40,8 @@ def test_constant_input_is_kept_and_size_one_subsamples():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"filter_size": 8}, "filter_size"), ({"strides": 0}, "strides"), ({"pad_mode": "x"}, "pad_mode")],
+    [({"filter_size": 8}, "filter_size"), ({"strides": 0}, "strides"),
+     ({"pad_mode": "x"}, "pad_mode")],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

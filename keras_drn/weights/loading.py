@@ -42,31 +42,37 @@ def load_weights(model, weights, variant):
     ``"imagenet"`` and PyTorch files go through the reference-key converter, which leaves a
     fresh head when ``include_top=False`` or the number of classes differs.
     """
-    from keras_drn.weights.convert import load_state_dict_into
-    from keras_drn.weights.pretrained import imagenet_weights
-    from keras_drn.weights.torch_reader import load_state_dict
+    from keras_drn.weights.convert import load_checkpoint
 
     if weights == "imagenet":
-        path = imagenet_weights(variant)
-        if _has_imagenet_head(model):
-            _load_keras_weights(model, path)
-        else:
-            import keras_drn
-
-            reference = keras_drn.get_model(variant)
-            reference.load_weights(path)
-            copy_weights_by_name(reference, model, origin=path, fresh_head=True)
-            print(f"keras_drn: loaded the ImageNet {variant} backbone; the classifier head, "
-                  "if any, is freshly initialised for fine-tuning.")
+        _load_imagenet(model, variant)
         return
     path = os.fspath(weights)
     if path.endswith(TORCH_SUFFIXES):
-        load_state_dict_into(model, load_state_dict(path), variant, origin=path)
+        load_checkpoint(model, path, variant)
     elif path.endswith(".weights.h5"):
         _load_keras_weights(model, path)
     else:
         source = keras.saving.load_model(path, compile=False)
         copy_weights_by_name(source, model, origin=path)
+
+
+def _load_imagenet(model, variant):
+    """The converted official checkpoint (downloaded and converted once, then cached); a
+    model without the 1000-class head gets the backbone and keeps its fresh head."""
+    from keras_drn.weights.pretrained import imagenet_weights
+
+    path = imagenet_weights(variant)
+    if _has_imagenet_head(model):
+        _load_keras_weights(model, path)
+        return
+    import keras_drn
+
+    reference = keras_drn.get_model(variant)
+    reference.load_weights(path)
+    copy_weights_by_name(reference, model, origin=path, fresh_head=True)
+    print(f"keras_drn: loaded the ImageNet {variant} backbone; the classifier head, if any, "
+          "is freshly initialised for fine-tuning.")
 
 
 def _has_imagenet_head(model):

@@ -47,6 +47,7 @@ CHECKPOINTS = {
 
 
 def checkpoint_for(variant):
+    """The table entry of ``variant``; ValueError listing the variants that have one."""
     if variant not in CHECKPOINTS:
         raise ValueError(
             f"There is no official ImageNet checkpoint for {variant!r}; variants with one: "
@@ -56,6 +57,7 @@ def checkpoint_for(variant):
 
 
 def cache_dir():
+    """``$KERAS_HOME/keras_drn`` (default ``~/.keras/keras_drn``), read at each call."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(home, CACHE_SUBDIR)
 
@@ -68,24 +70,38 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+def checkpoint_url(variant, base_url=None):
+    """Where the checkpoint of ``variant`` is downloaded from: ``base_url``, else
+    ``$KERAS_DRN_WEIGHTS_URL``, else the official base, followed by the file name."""
+    checkpoint = checkpoint_for(variant)
+    base = base_url or os.environ.get(MIRROR_ENV) or checkpoint.base_url
+    url = base.rstrip("/") + "/" + checkpoint.file_name
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"Weights are downloaded over http(s) only; received {url!r}.")
+    return url
+
+
 def download_checkpoint(variant, base_url=None):
     """Downloads (or finds in the cache) the official checkpoint of ``variant`` and checks
     its hash prefix; a file that fails the check is deleted. Returns its path."""
     checkpoint = checkpoint_for(variant)
-    base = base_url or os.environ.get(MIRROR_ENV) or checkpoint.base_url
-    origin = base.rstrip("/") + "/" + checkpoint.file_name
-    if not origin.startswith(("https://", "http://")):
-        raise ValueError(f"Weights are downloaded over http(s) only; received {origin!r}.")
+    url = checkpoint_url(variant, base_url)
     os.makedirs(cache_dir(), exist_ok=True)
-    path = keras.utils.get_file(
-        checkpoint.file_name, origin, cache_subdir=CACHE_SUBDIR,
-        cache_dir=os.path.dirname(cache_dir()),
-    )
+    try:
+        path = keras.utils.get_file(
+            checkpoint.file_name, url, cache_subdir=CACHE_SUBDIR,
+            cache_dir=os.path.dirname(cache_dir()),
+        )
+    except Exception as error:  # get_file raises a bare Exception (and deletes partial files)
+        raise OSError(
+            f"Could not download the {variant} checkpoint from {url} ({error}). Check the "
+            f"connection, or set {MIRROR_ENV} to a mirror that serves {checkpoint.file_name}."
+        ) from error
     actual = _sha256(path)
     if not actual.startswith(checkpoint.sha256_prefix):
         os.unlink(path)
         raise ValueError(
-            f"The file downloaded from {origin} has SHA-256 {actual}, which does not start "
+            f"The file downloaded from {url} has SHA-256 {actual}, which does not start "
             f"with {checkpoint.sha256_prefix} as its name says: corrupt or not the official "
             "checkpoint. It was deleted; try again or check the mirror."
         )

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn.weights.convert import convert_checkpoint, state_dict_to_model
+from keras_drn.weights.convert import convert_checkpoint
 from tests.helpers import random_input, to_numpy
 
 torch = pytest.importorskip("torch")
-from tests.weights.torch_reference import (  # noqa: E402
-    Seg, randomize, reference_net, run_torch, save)
+from tests.weights.torch_reference import Seg, randomize, reference_net, run_torch, save  # noqa: E402
 
-FAST = ("drn_a_18", "drn_c_26", "drn_d_22", "drn_c_58")
 TOOL = pathlib.Path(__file__).parents[2] / "tools" / "convert_weights.py"
 
 
@@ -28,20 +26,25 @@ def _assert_close(ours, ref):
     assert np.abs(ours - ref).max() <= 1e-4 * scale
 
 
-def _assert_logits_match(model, net, sizes=((72, 88), (67, 93))):
-    for size in sizes:  # not multiples of 8, and odd: stride-2 padding and borders
-        x = random_input((1, *size, 3), seed=size[1])
-        _assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
+def _assert_logits_match(model, net, size):
+    x = random_input((1, *size, 3), seed=size[1])
+    _assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
 
 
-@pytest.mark.parametrize(
-    "name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
-             for n in keras_drn.list_models()])
-def test_converted_logits_equal_the_reference(name, tmp_path):
+def _variant_cases():
+    """Every variant on every backend (about 1.5 minutes in all on 2 CPU cores); sizes
+    alternate between even and odd sides, neither a multiple of 8 (stride-2 padding, borders)."""
+    for index, name in enumerate(keras_drn.list_models()):
+        size = (67, 93) if index % 2 else (72, 88)
+        yield pytest.param(name, size, id=name)
+
+
+@pytest.mark.parametrize("name, size", _variant_cases())
+def test_converted_logits_equal_the_reference(name, size, tmp_path):
     net = reference_net(name)
     path = save(net.state_dict(), tmp_path / f"{name}.pth")
     model = keras_drn.get_model(name, weights=path, classifier_activation=None)
-    _assert_logits_match(model, net)
+    _assert_logits_match(model, net, size)
 
 
 @pytest.mark.parametrize("layout", ["legacy", "data_parallel"])
@@ -53,13 +56,15 @@ def test_legacy_serialisation_and_data_parallel_wrapping(layout, tmp_path):
         wrapped = {"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}
         path = save(wrapped, tmp_path / "d22.pth")
     model = keras_drn.DRN_D_22(weights=path, classifier_activation=None)
-    _assert_logits_match(model, net, sizes=[(40, 57)])
+    _assert_logits_match(model, net, (40, 57))
 
 
-def test_drn_c_58_unused_projection_is_skipped():
-    state = {k: v.numpy() for k, v in reference_net("drn_c_58").state_dict().items()}
-    assert state["layer7.0.downsample.0.weight"].shape == (512, 2048, 1, 1)
-    state_dict_to_model(state, keras_drn.DRN_C_58(), "drn_c_58")  # no error
+def test_drn_c_58_loads_despite_its_unused_projection(tmp_path):
+    net = reference_net("drn_c_58")
+    assert net.state_dict()["layer7.0.downsample.0.weight"].shape == (512, 2048, 1, 1)
+    model = keras_drn.DRN_C_58(weights=save(net.state_dict(), tmp_path / "c58.pth"),
+                               classifier_activation=None)
+    _assert_logits_match(model, net, (67, 93))
 
 
 def test_another_architecture_names_missing_and_unexpected_keys(tmp_path):
@@ -98,6 +103,29 @@ def test_backbone_or_other_classes_keep_a_fresh_head(tmp_path, capsys):
             np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
 
 
+@pytest.mark.parametrize("name", ["drn_d_22", "drn_c_26", "drn_a_18"])
+def test_segment_py_checkpoint_reproduces_the_reference(name, tmp_path):
+    """segment.py's DRNSeg returns log-softmax scores; ours returns logits."""
+    seg = randomize(Seg(reference_net(name), classes=5), seed=2)
+    model = keras_drn.DRNSegmenter(name, num_classes=5,
+                                   weights=save(seg.state_dict(), tmp_path / "seg.pth"))
+    for size in [(64, 80), (61, 75)]:  # a multiple of 8 and not: borders included
+        x = random_input((1, *size, 3), seed=size[1])
+        ref = run_torch(seg, x)[:, : size[0], : size[1]]
+        logits = to_numpy(model(x, training=False))
+        shifted = logits - logits.max(-1, keepdims=True)
+        _assert_close(shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)), ref)
+
+
+def test_a_trained_up_kernel_is_refused(tmp_path):
+    seg = Seg(reference_net("drn_d_22"), classes=3)
+    with torch.no_grad():
+        seg.up.weight.mul_(1.5)
+    path = save(seg.state_dict(), tmp_path / "seg.pth")
+    with pytest.raises(ValueError, match="not the fixed bilinear kernel"):
+        keras_drn.DRNSegmenter("drn_d_22", num_classes=3, weights=path)
+
+
 def test_drn_c_58_segmentation_checkpoint_skips_the_unused_projection(tmp_path):
     seg = randomize(Seg(reference_net("drn_c_58"), classes=3), seed=2)
     assert "base.9.0.downsample.0.weight" in seg.state_dict()
@@ -116,7 +144,7 @@ def test_convert_checkpoint_and_tool_write_loadable_weights(tmp_path, monkeypatc
     assert capsys.readouterr().out.startswith(f"wrote {target}")
     assert [p.name for p in target.parent.iterdir()] == ["d22.weights.h5"]  # no temp file
     model = keras_drn.DRN_D_22(classes=7, weights=str(target), classifier_activation=None)
-    _assert_logits_match(model, net, sizes=[(32, 41)])
+    _assert_logits_match(model, net, (32, 41))
 
     again = convert_checkpoint(source, target, "drn_d_22")  # overwrites in place
     assert again.output_shape == (None, 7)

@@ -53,7 +53,8 @@ def load_weights(model, weights, variant):
     elif path.endswith(".weights.h5"):
         _load_keras_weights(model, path)
     else:
-        source = keras.saving.load_model(path, compile=False)
+        # safe_mode stays on: a .keras file with Lambda layers (pickled code) is refused.
+        source = keras.saving.load_model(path, compile=False, safe_mode=True)
         copy_weights_by_name(source, model, origin=path)
 
 

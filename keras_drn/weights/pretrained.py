@@ -9,6 +9,7 @@ A mirror can replace the download base: the ``base_url`` argument or ``KERAS_DRN
 
 import hashlib
 import os
+import uuid
 from dataclasses import dataclass
 
 import keras
@@ -82,30 +83,50 @@ def checkpoint_url(variant, base_url=None):
 
 
 def download_checkpoint(variant, base_url=None):
-    """Downloads (or finds in the cache) the official checkpoint of ``variant`` and checks
-    its hash prefix; a file that fails the check is deleted. Returns its path."""
+    """Downloads (or finds in the cache) the official checkpoint of ``variant``. Returns its
+    path in the cache.
+
+    The download goes to a temporary name unique to this call (``keras.utils.get_file``
+    writes the file as it arrives) and is renamed to the checkpoint's name only after its
+    SHA-256 matches; a file that fails the check is deleted. So a second process loading the
+    same weights at the same time never sees a partial or unchecked file under the real name:
+    it finds a checked one, or downloads its own copy.
+    """
     checkpoint = checkpoint_for(variant)
     url = checkpoint_url(variant, base_url)
-    os.makedirs(cache_dir(), exist_ok=True)
+    directory = cache_dir()
+    os.makedirs(directory, exist_ok=True)
+    final = os.path.join(directory, checkpoint.file_name)
+    if os.path.isfile(final) and _sha256(final).startswith(checkpoint.sha256_prefix):
+        return final
+    partial = f".{checkpoint.file_name}.{uuid.uuid4().hex}.part"
     try:
         path = keras.utils.get_file(
-            checkpoint.file_name, url, cache_subdir=CACHE_SUBDIR,
-            cache_dir=os.path.dirname(cache_dir()),
+            partial, url, cache_subdir=CACHE_SUBDIR, cache_dir=os.path.dirname(directory)
         )
     except Exception as error:  # get_file raises a bare Exception (and deletes partial files)
+        _remove(os.path.join(directory, partial))
         raise OSError(
             f"Could not download the {variant} checkpoint from {url} ({error}). Check the "
             f"connection, or set {MIRROR_ENV} to a mirror that serves {checkpoint.file_name}."
         ) from error
-    actual = _sha256(path)
-    if not actual.startswith(checkpoint.sha256_prefix):
+    try:
+        actual = _sha256(path)
+        if not actual.startswith(checkpoint.sha256_prefix):
+            raise ValueError(
+                f"The file downloaded from {url} has SHA-256 {actual}, which does not start "
+                f"with {checkpoint.sha256_prefix} as its name says: corrupt or not the official "
+                "checkpoint. It was deleted; try again or check the mirror."
+            )
+        os.replace(path, final)
+    finally:
+        _remove(path)
+    return final
+
+
+def _remove(path):
+    if os.path.exists(path):
         os.unlink(path)
-        raise ValueError(
-            f"The file downloaded from {url} has SHA-256 {actual}, which does not start "
-            f"with {checkpoint.sha256_prefix} as its name says: corrupt or not the official "
-            "checkpoint. It was deleted; try again or check the mirror."
-        )
-    return path
 
 
 def imagenet_weights(variant, base_url=None):

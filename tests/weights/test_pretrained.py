@@ -3,8 +3,12 @@ that counts the requests; the Keras cache lives in tmp_path (KERAS_HOME)."""
 
 import hashlib
 import http.server
+import os
 import pathlib
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +27,7 @@ class Server:
     url: str
     files: dict = field(default_factory=dict)  # "/name" -> (body, announced Content-Length)
     requests: list = field(default_factory=list)
+    seconds_per_file: float = 0.0  # spread each body over this long, in 20 chunks
 
     def serve(self, name, body, announced=None):
         self.files[f"/{name}"] = (body, len(body) if announced is None else announced)
@@ -46,7 +51,11 @@ def server():
             self.send_response(200)
             self.send_header("Content-Length", str(announced))
             self.end_headers()
-            self.wfile.write(body)  # HTTP/1.0: the connection closes after the body
+            chunk = -(-len(body) // 20)
+            for start in range(0, len(body), chunk):  # HTTP/1.0: closes after the body
+                self.wfile.write(body[start : start + chunk])
+                self.wfile.flush()
+                time.sleep(state.seconds_per_file / 20)
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -128,6 +137,43 @@ def test_a_failed_download_names_the_url_and_leaves_nothing(server, checkpoint, 
     with pytest.raises(OSError, match=f"from {server.url}{name} .*{pretrained.MIRROR_ENV}"):
         keras_drn.DRN_D_22(weights="imagenet")
     assert _cached() == []
+
+
+_DOWNLOAD = """
+from keras_drn.weights import pretrained
+pretrained.CHECKPOINTS["drn_d_22"] = pretrained.Checkpoint({name!r}, {url!r})
+print(pretrained.download_checkpoint("drn_d_22"))
+"""
+
+
+def test_concurrent_processes_never_see_a_partial_file(server, checkpoint):
+    """Two processes download the same checkpoint at once from a slow server; meanwhile the
+    checkpoint's name in the cache is either absent or the whole, checked file."""
+    _, name, data = checkpoint
+    server.serve(name, data)
+    server.seconds_per_file = 4.0
+    script = _DOWNLOAD.format(name=name, url=server.url)
+    root = pathlib.Path(__file__).parents[2]
+    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=root, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(2)]
+    final = pathlib.Path(pretrained.cache_dir()) / name
+    expected = hashlib.sha256(data).hexdigest()
+    seen, saw_partial = set(), False
+    while any(process.poll() is None for process in processes):
+        if final.parent.is_dir():
+            saw_partial |= any(p.name.endswith(".part") for p in final.parent.iterdir())
+        if final.exists():
+            seen.add(hashlib.sha256(final.read_bytes()).hexdigest())
+        time.sleep(0.05)
+    for process in processes:
+        out, err = process.communicate()
+        assert process.returncode == 0, err
+        assert out.strip().splitlines()[-1] == str(final)
+    assert saw_partial  # the downloads were watched while in progress
+    assert seen <= {expected}
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == expected
+    assert _cached() == [name]  # no temporary file left behind
 
 
 def test_variants_without_official_weights_list_those_with():

@@ -3,7 +3,6 @@ that counts the requests; the Keras cache lives in tmp_path (KERAS_HOME)."""
 
 import hashlib
 import http.server
-import os
 import pathlib
 import subprocess
 import sys

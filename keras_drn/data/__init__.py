@@ -1,5 +1,64 @@
-"""keras_drn.data: datasets and input pipelines."""
+"""keras_drn.data: datasets and input pipelines.
+
+``make_scenes`` and ``CLASS_NAMES`` (the embedded synthetic scenes) need only NumPy. The
+segmentation sources, the reference augmentation and the batched pipelines are ``tf.data``
+code: they need TensorFlow (``pip install 'keras-drn[data]'``) whichever Keras backend trains,
+and are imported on first use, so that ``from keras_drn.data import make_scenes`` works
+without TensorFlow.
+
+Typical use::
+
+    from keras_drn import data
+    train = data.segmentation_pipeline(
+        data.reference_folder("cityscapes", "train", num_classes=19),
+        batch_size=8, training=True, crop_size=896, scale=2.0, rotate=10)
+    val = data.segmentation_pipeline(
+        data.reference_folder("cityscapes", "val", num_classes=19),
+        batch_size=1, training=False)
+    model.fit(train, validation_data=val, epochs=250)  # any Keras backend
+"""
+
+import importlib
 
 from keras_drn.data.synthetic import CLASS_NAMES, make_scenes
 
-__all__ = ["CLASS_NAMES", "make_scenes"]
+_LAZY = {
+    "CITYSCAPES_CLASS_NAMES": "sources",
+    "CITYSCAPES_MEAN": "sources",
+    "CITYSCAPES_STD": "sources",
+    "IMAGENET_MEAN": "sources",
+    "IMAGENET_STD": "sources",
+    "PET_CLASS_NAMES": "sources",
+    "SegmentationData": "sources",
+    "image_mask_folders": "sources",
+    "reference_folder": "sources",
+    "synthetic_scenes": "sources",
+    "tfds_dataset": "sources",
+    "augment_pair": "augment",
+    "crop_pair": "augment",
+    "normalize": "augment",
+    "rescale_pair": "augment",
+    "rotate_pair": "augment",
+    "segmentation_pipeline": "pipeline",
+}
+
+__all__ = ["CLASS_NAMES", "make_scenes", *sorted(_LAZY)]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f"{__name__}.{module}")
+    except ImportError as error:
+        if error.name != "tensorflow":
+            raise
+        raise ImportError(f"keras_drn.data.{name} runs on tf.data and needs TensorFlow, "
+                          "whichever Keras backend trains: pip install 'keras-drn[data]'.",
+                          name="tensorflow") from error
+    return getattr(module, name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,482 @@
+"""Segmentation data sources: where (image, mask) pairs come from, and their statistics.
+
+Every source returns a ``SegmentationData`` whose ``dataset`` yields unbatched pairs:
+
+- image: uint8 ``(H, W, 3)`` RGB (8-bit files). Grayscale is repeated to 3 channels; an alpha
+  channel (RGBA, LA, palette transparency) is dropped, not composited.
+- mask: uint8 ``(H, W)`` class ids in ``[0, num_classes)``, or 255 for "ignore"
+  (``keras_drn.evaluation.IGNORE_LABEL``, as the DRN reference).
+
+Files are decoded when the example is read, and checked there: a mask value outside
+``[0, num_classes)`` other than 255, or an image and mask of different sizes, stops the
+iteration with an error that names the file, the value or both sizes (raised through
+``tf.data`` as ``tf.errors.InvalidArgumentError`` carrying the message). Empty lists, missing
+files and folders are reported when the source is built, before anything is read.
+
+Feed a source to ``keras_drn.data.segmentation_pipeline`` for batches ready for ``model.fit``.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from keras_drn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
+from keras_drn.data.synthetic import make_scenes
+from keras_drn.evaluation import IGNORE_LABEL
+
+__all__ = [
+    "CITYSCAPES_CLASS_NAMES",
+    "CITYSCAPES_MEAN",
+    "CITYSCAPES_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PET_CLASS_NAMES",
+    "SegmentationData",
+    "image_mask_folders",
+    "reference_folder",
+    "synthetic_scenes",
+    "tfds_dataset",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The DRN reference's Cityscapes info.json (0-1 RGB).
+CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
+CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
+CITYSCAPES_CLASS_NAMES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+# Cityscapes label id -> train id (cityscapesScripts ``labels.py``); every other id is 255.
+_CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}
+_CITYSCAPES_MAX_ID = 33
+PET_CLASS_NAMES = ("background", "pet", "border")
+# Oxford-IIIT Pet trimap value -> class: 1 pet -> 1, 2 background -> 0, 3 border -> 2.
+_PET_CLASSES = {1: 1, 2: 0, 3: 2}
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+MASK_EXTENSIONS = (".png",)
+_SYNTHETIC_COUNTS = {"train": 512, "val": 128}
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationData:
+    """A segmentation dataset and what a model needs to know about it.
+
+    Attributes:
+        dataset: unbatched ``tf.data.Dataset`` of ``(image, mask)``: uint8 ``(H, W, 3)`` RGB
+            and uint8 ``(H, W)`` class ids (255 = ignore).
+        num_classes: number of classes (mask values ``0 .. num_classes - 1``).
+        class_names: ``num_classes`` names.
+        mean, std: per-channel statistics on the 0-1 RGB scale, for normalisation.
+        size: number of examples.
+        name: a short description, for logs.
+    """
+
+    dataset: tf.data.Dataset
+    num_classes: int
+    class_names: tuple
+    mean: tuple
+    std: tuple
+    size: int
+    name: str
+
+    def __post_init__(self):
+        if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= IGNORE_LABEL:
+            raise ValueError(f"num_classes must be an int in [1, {IGNORE_LABEL}] "
+                             f"({IGNORE_LABEL} is the ignore label); received "
+                             f"{self.num_classes!r}.")
+        names = tuple(str(n) for n in self.class_names)
+        if len(names) != self.num_classes:
+            raise ValueError(f"{len(names)} class names for {self.num_classes} classes: "
+                             f"{names!r}.")
+        for field in ("mean", "std"):
+            value = getattr(self, field)
+            try:
+                value = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                value = ()
+            if len(value) != 3 or (field == "std" and min(value) <= 0):
+                raise ValueError(f"{field} must be 3 numbers (RGB, 0-1 scale), std positive; "
+                                 f"received {field}={getattr(self, field)!r}.")
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "class_names", names)
+
+
+def _read_image(path):
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read image {path!r}: {error}") from None
+
+
+def _read_mask(path, num_classes):
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("1", "L", "P", "I", "I;16"):
+                raise ValueError(
+                    f"Mask {path!r} has image mode {image.mode!r}; masks must be single-channel "
+                    "class-id images (PIL mode L, P (palette indices), I or I;16)."
+                )
+            mask = np.asarray(image)
+    except OSError as error:
+        raise ValueError(f"Cannot read mask {path!r}: {error}") from None
+    values = np.unique(mask).astype(np.int64)
+    bad = values[((values < 0) | (values >= num_classes)) & (values != IGNORE_LABEL)]
+    if bad.size:
+        raise ValueError(
+            f"Mask {path!r} holds label value {bad[0]}"
+            + (f" (all bad values: {bad.tolist()})" if bad.size > 1 else "")
+            + f"; labels must be in [0, {num_classes}) or {IGNORE_LABEL} (ignore)."
+        )
+    return mask.astype(np.uint8)
+
+
+def _load_pair(image_path, mask_path, num_classes):
+    image_path, mask_path = image_path.decode(), mask_path.decode()
+    image = _read_image(image_path)
+    mask = _read_mask(mask_path, num_classes)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(
+            f"Image {image_path!r} is {image.shape[0]}x{image.shape[1]} (height x width) but "
+            f"its mask {mask_path!r} is {mask.shape[0]}x{mask.shape[1]}."
+        )
+    return image, mask
+
+
+def _file_dataset(image_paths, mask_paths, num_classes):
+    load = functools.partial(_load_pair, num_classes=num_classes)
+
+    def decode(image_path, mask_path):
+        image, mask = tf.numpy_function(load, [image_path, mask_path], (tf.uint8, tf.uint8))
+        image.set_shape([None, None, 3])
+        mask.set_shape([None, None])
+        return image, mask
+
+    dataset = tf.data.Dataset.from_tensor_slices((list(image_paths), list(mask_paths)))
+    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _check_files_exist(paths, listed_in):
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(repr(p) for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FileNotFoundError(f"{len(missing)} file(s) listed in {listed_in!r} do not exist: "
+                                f"{shown}{more}.")
+
+
+def _read_list(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"File list {path!r} does not exist.")
+    with open(path) as handle:
+        lines = [line.strip() for line in handle]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"File list {path!r} is empty.")
+    return lines
+
+
+def reference_folder(data_dir, split="train", num_classes=None):
+    """A dataset folder in the DRN reference's format (fyu/drn ``segment.py``, ``SegList``).
+
+    The folder holds ``{split}_images.txt`` and ``{split}_labels.txt`` (one path per line,
+    relative to ``data_dir``; labels are PNG class-id images, 255 = ignore) and ``info.json``
+    with ``"mean"`` and ``"std"`` (3 floats each, 0-1 RGB). ``info.json`` may also hold
+    ``"num_classes"`` (int) and ``"class_names"`` (list of strings); the reference passes the
+    class count on the command line instead, hence the argument.
+
+    Args:
+        data_dir: the folder.
+        split: ``"train"``, ``"val"`` or any name with both list files (the reference's
+            ``test`` split has no labels and cannot be used here).
+        num_classes: number of classes. Default: ``info.json``'s ``"num_classes"``, else the
+            length of its ``"class_names"``; given both ways, they must agree.
+
+    Returns:
+        ``SegmentationData`` (class names from ``info.json`` or ``"class_0"``, ...).
+
+    Raises:
+        FileNotFoundError: a list file, ``info.json`` or a listed file is missing (named).
+        ValueError: an empty list, lists of different lengths, a bad ``info.json``; while
+            reading: a mask value out of range or an image/mask size mismatch.
+    """
+    info_path = os.path.join(data_dir, "info.json")
+    if not os.path.isfile(info_path):
+        raise FileNotFoundError(f"{info_path!r} does not exist: the reference folder format "
+                                "needs info.json with the dataset's mean and std.")
+    with open(info_path) as handle:
+        try:
+            info = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{info_path!r} is not valid JSON: {error}") from None
+    if not isinstance(info, dict) or "mean" not in info or "std" not in info:
+        raise ValueError(f"{info_path!r} must hold an object with 'mean' and 'std'.")
+    names = info.get("class_names")
+    if names is not None and (not isinstance(names, list)
+                              or not all(isinstance(n, str) for n in names)):
+        raise ValueError(f"'class_names' in {info_path!r} must be a list of strings; "
+                         f"received {names!r}.")
+    given = {}
+    if num_classes is not None:
+        given["num_classes="] = num_classes
+    if "num_classes" in info:
+        given[f"'num_classes' in {info_path!r}"] = info["num_classes"]
+    if names is not None:
+        given[f"len('class_names') in {info_path!r}"] = len(names)
+    if not given:
+        raise ValueError(f"Number of classes unknown: pass num_classes= or put 'num_classes' "
+                         f"in {info_path!r}.")
+    if len(set(given.values())) > 1:
+        raise ValueError(f"Conflicting numbers of classes: {given}.")
+    num_classes = next(iter(given.values()))
+    if names is None:
+        names = [f"class_{i}" for i in range(num_classes)]
+
+    image_list = os.path.join(data_dir, f"{split}_images.txt")
+    label_list = os.path.join(data_dir, f"{split}_labels.txt")
+    images = [os.path.join(data_dir, p) for p in _read_list(image_list)]
+    labels = [os.path.join(data_dir, p) for p in _read_list(label_list)]
+    if len(images) != len(labels):
+        raise ValueError(f"{image_list!r} lists {len(images)} images but {label_list!r} lists "
+                         f"{len(labels)} labels.")
+    _check_files_exist(images, image_list)
+    _check_files_exist(labels, label_list)
+    return SegmentationData(
+        dataset=_file_dataset(images, labels, num_classes),
+        num_classes=num_classes,
+        class_names=tuple(names),
+        mean=info["mean"],
+        std=info["std"],
+        size=len(images),
+        name=f"{os.path.basename(os.path.normpath(data_dir))}/{split}",
+    )
+
+
+def _files_by_stem(folder, extensions, what):
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{what} folder {folder!r} does not exist.")
+    found = {}
+    for entry in sorted(os.listdir(folder)):
+        stem, extension = os.path.splitext(entry)
+        if entry.startswith(".") or extension.lower() not in extensions:
+            continue
+        if stem in found:
+            raise ValueError(f"Two {what} files share the stem {stem!r} in {folder!r}: "
+                             f"{os.path.basename(found[stem])!r} and {entry!r}.")
+        found[stem] = os.path.join(folder, entry)
+    if not found:
+        raise ValueError(f"{what} folder {folder!r} holds no {'/'.join(extensions)} files.")
+    return found
+
+
+def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=None,
+                       std=None):
+    """Images in one folder, their masks in another, paired by file stem.
+
+    ``image_dir/abc.jpg`` (or .jpeg, .png, .bmp, any case) pairs with ``mask_dir/abc.png``, a
+    single-channel PNG of class ids (255 = ignore; palette PNGs such as PASCAL VOC's give
+    their palette indices). Other files are ignored. Examples are ordered by stem.
+
+    Args:
+        image_dir, mask_dir: the two folders.
+        num_classes: number of classes.
+        class_names: ``num_classes`` names (default ``"class_0"``, ...).
+        mean, std: 3 floats each on the 0-1 RGB scale. Default: ImageNet's,
+            (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225), right for ImageNet-pretrained
+            backbones; compute your dataset's own for training from scratch.
+
+    Returns:
+        ``SegmentationData``.
+
+    Raises:
+        FileNotFoundError: a folder is missing.
+        ValueError: a folder holds no usable files, a stem has no partner (each one named), two
+            images share a stem; while reading: a mask value out of range or a size mismatch.
+    """
+    images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, "image")
+    masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, "mask")
+    lonely_images = sorted(set(images) - set(masks))
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_images or lonely_masks:
+        problems = []
+        if lonely_images:
+            problems.append(f"images without a mask in {mask_dir!r}: "
+                            f"{[os.path.basename(images[s]) for s in lonely_images]}")
+        if lonely_masks:
+            problems.append(f"masks without an image in {image_dir!r}: "
+                            f"{[os.path.basename(masks[s]) for s in lonely_masks]}")
+        raise ValueError("Unpaired files: " + "; ".join(problems) + ".")
+    stems = sorted(images)
+    return SegmentationData(
+        dataset=_file_dataset([images[s] for s in stems], [masks[s] for s in stems],
+                              num_classes),
+        num_classes=num_classes,
+        class_names=class_names or tuple(f"class_{i}" for i in range(num_classes)),
+        mean=IMAGENET_MEAN if mean is None else mean,
+        std=IMAGENET_STD if std is None else std,
+        size=len(stems),
+        name=os.path.basename(os.path.normpath(image_dir)),
+    )
+
+
+def _lookup_table(mapping, size=256):
+    table = np.full(size, IGNORE_LABEL, np.uint8)
+    for source, target in mapping.items():
+        table[source] = target
+    return tf.constant(table)
+
+
+def _checked_pair(image, mask, key, valid, description):
+    """Asserts equal sizes and valid mask values, naming the example ``key``."""
+    mask = mask[..., 0]
+    same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(mask)))
+    bad_values = tf.boolean_mask(mask, ~valid(mask))
+    checks = [
+        tf.debugging.Assert(same_size, ["Image", key, "has height x width", tf.shape(image)[:2],
+                                        "but its mask has", tf.shape(mask)]),
+        tf.debugging.Assert(tf.equal(tf.size(bad_values), 0),
+                            ["Mask of", key, "holds label value", bad_values[:1],
+                             f"outside {description}"]),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(image), tf.identity(mask)
+
+
+def _pet_example(example):
+    table = _lookup_table(_PET_CLASSES)
+    image, mask = _checked_pair(
+        example["image"], example["segmentation_mask"], example["file_name"],
+        lambda m: (m >= 1) & (m <= 3), "the trimap values 1 (pet), 2 (background), 3 (border)",
+    )
+    return image, tf.gather(table, tf.cast(mask, tf.int32))
+
+
+def _cityscapes_example(example):
+    table = _lookup_table(_CITYSCAPES_TRAIN_IDS)
+    image, mask = _checked_pair(
+        example["image_left"], example["segmentation_label"], example["image_id"],
+        lambda m: m <= _CITYSCAPES_MAX_ID, f"the Cityscapes label ids 0..{_CITYSCAPES_MAX_ID}",
+    )
+    return image, tf.gather(table, tf.cast(mask, tf.int32))
+
+
+_TFDS = {
+    # name: (tfds name, example mapper, class names, mean, std)
+    "oxford_iiit_pet": ("oxford_iiit_pet", _pet_example, PET_CLASS_NAMES, IMAGENET_MEAN,
+                        IMAGENET_STD),
+    "cityscapes": ("cityscapes/semantic_segmentation", _cityscapes_example,
+                   CITYSCAPES_CLASS_NAMES, CITYSCAPES_MEAN, CITYSCAPES_STD),
+}
+
+
+def tfds_dataset(name, split, data_dir=None):
+    """A segmentation dataset from TensorFlow Datasets, mapped to class ids.
+
+    Supported:
+
+    - ``"oxford_iiit_pet"`` (downloaded by TFDS on first use): the trimap
+      ``segmentation_mask`` (1 pet, 2 background, 3 border) becomes 3 classes,
+      0 background, 1 pet, 2 border; ImageNet mean/std.
+    - ``"cityscapes"`` (config ``semantic_segmentation``): TFDS cannot download it; put the
+      Cityscapes zip files in ``<data_dir>/downloads/manual/`` as the TFDS catalogue says.
+      Label ids become the 19 train ids of cityscapesScripts (road 0 ... bicycle 18), every
+      other id 255; the DRN reference's Cityscapes mean/std.
+
+    Args:
+        name: one of the names above.
+        split: a TFDS split string (``"train"``, ``"test"``, ``"train[:90%]"``, ...).
+        data_dir: TFDS data folder (default ``~/tensorflow_datasets``).
+
+    Returns:
+        ``SegmentationData``. Masks with values outside the dataset's encoding, or of another
+        size than their image, stop the iteration with an error naming the example's file.
+
+    Raises:
+        ValueError: an unsupported ``name`` (the supported ones are listed).
+        ImportError: tensorflow-datasets is not installed.
+    """
+    if name not in _TFDS:
+        raise ValueError(f"Unsupported TFDS dataset {name!r}; supported: {sorted(_TFDS)}.")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError("tfds_dataset needs tensorflow-datasets: pip install "
+                          "'keras-drn[data]' (or tensorflow-datasets).") from error
+    tfds_name, mapper, class_names, mean, std = _TFDS[name]
+    dataset, info = tfds.load(tfds_name, split=split, data_dir=data_dir, with_info=True,
+                              shuffle_files=False)
+    size = int(dataset.cardinality())
+    if size < 0:
+        size = info.splits[split].num_examples
+    return SegmentationData(
+        dataset=dataset.map(mapper, num_parallel_calls=tf.data.AUTOTUNE),
+        num_classes=len(class_names),
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        size=size,
+        name=f"{name}/{split}",
+    )
+
+
+def _split_seed(seed, split):
+    """Independent seeds per split, derived from ``seed``."""
+    index = tuple(_SYNTHETIC_COUNTS).index(split)
+    return int(np.random.SeedSequence((seed, index)).generate_state(1)[0])
+
+
+def _as_uint8(images):
+    return np.round(images * 255.0).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def _synthetic_statistics(size, seed):
+    images = _as_uint8(make_scenes(_SYNTHETIC_COUNTS["train"], size=size,
+                                   seed=_split_seed(seed, "train"))[0])
+    pixels = images.reshape(-1, 3) / 255.0
+    return tuple(pixels.mean(axis=0).tolist()), tuple(pixels.std(axis=0).tolist())
+
+
+def synthetic_scenes(split="train", count=None, size=64, seed=0):
+    """The embedded synthetic scenes (``keras_drn.data.make_scenes``) as a segmentation source.
+
+    4 classes: background, disk, line (1 to 3 pixels wide), square, one small object per
+    textured scene. No download. The splits are disjoint: each draws its scenes from its own
+    seed derived from ``seed``. ``mean`` and ``std`` are those of the default training split
+    (512 scenes of this ``size`` and ``seed``), whatever ``split`` and ``count``, so the train
+    and val sources of one seed normalise alike.
+
+    Args:
+        split: ``"train"`` or ``"val"``.
+        count: number of scenes (default 512 for train, 128 for val).
+        size: side of the square scenes, >= 16.
+        seed: int.
+
+    Returns:
+        ``SegmentationData`` of uint8 ``(size, size, 3)`` images and ``(size, size)`` masks.
+    """
+    if split not in _SYNTHETIC_COUNTS:
+        raise ValueError(f"Unknown split {split!r}; valid: {sorted(_SYNTHETIC_COUNTS)}.")
+    count = _SYNTHETIC_COUNTS[split] if count is None else count
+    images, masks, _ = make_scenes(count, size=size, seed=_split_seed(seed, split))
+    mean, std = _synthetic_statistics(size, seed)
+    return SegmentationData(
+        dataset=tf.data.Dataset.from_tensor_slices((_as_uint8(images), masks)),
+        num_classes=len(SYNTHETIC_CLASS_NAMES),
+        class_names=SYNTHETIC_CLASS_NAMES,
+        mean=mean,
+        std=std,
+        size=count,
+        name=f"synthetic/{split}",
+    )

@@ -1,7 +1,18 @@
+import keras
 import numpy as np
 import pytest
+from PIL import Image
 
-from keras_drn.evaluation import confusion_matrix, iou_per_class, iou_table, segmentation_miou
+import keras_drn
+from keras_drn.evaluation import (
+    confusion_matrix,
+    evaluate_segmenter,
+    iou_per_class,
+    iou_table,
+    multi_scale_predict,
+    segmentation_miou,
+)
+from tests.helpers import random_input, to_numpy
 
 
 def _labels_and_predictions(seed=0, classes=4, shape=(3, 17, 19)):
@@ -41,3 +52,135 @@ def test_keras_mean_iou_metric_agrees_with_numpy_on_this_backend():
     metric.update_state(labels[2:], logits[2:])
     expected = np.nanmean(iou_per_class(confusion_matrix(labels, predictions, classes)))
     assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+
+
+def _symmetric_conv_model(classes=4, seed=0):
+    """A conv whose kernel is mirror-symmetric in width, with symmetric "same" padding:
+    flipping the input flips the output (flip-equivariant by construction)."""
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(classes, 3, padding="same", name="conv")
+    model = keras.Model(inputs, conv(inputs))
+    kernel = np.random.default_rng(seed).normal(size=(3, 3, 3, classes)).astype("float32")
+    conv.set_weights([kernel + kernel[:, ::-1], np.zeros(classes, "float32")])
+    return model
+
+
+def test_single_scale_without_flip_is_plain_prediction():
+    model = _symmetric_conv_model()
+    conv = model.get_layer("conv")
+    kernel, bias = conv.get_weights()
+    conv.set_weights([kernel + np.random.default_rng(1).normal(size=kernel.shape), bias])
+    images = random_input((2, 13, 21, 3))
+    logits = to_numpy(model.predict_on_batch(images))
+    labels = multi_scale_predict(model, images, scales=(1.0,), flip=False)
+    np.testing.assert_array_equal(labels, logits.argmax(-1))
+    scores = multi_scale_predict(model, images[0], scales=(1.0,), flip=False,
+                                 return_scores=True)
+    log_probs = logits[0] - np.log(np.exp(logits[0]).sum(-1, keepdims=True))
+    np.testing.assert_allclose(scores, log_probs, rtol=1e-5, atol=1e-5)
+    # An asymmetric model's flipped prediction is not its prediction: flip adds information.
+    flipped = multi_scale_predict(model, images, scales=(1.0,), flip=True, return_scores=True)
+    assert np.abs(flipped - 2 * multi_scale_predict(
+        model, images, scales=(1.0,), flip=False, return_scores=True)).max() > 1e-2
+
+
+def test_flip_of_a_flip_equivariant_model_doubles_the_scores():
+    model = _symmetric_conv_model()
+    images = random_input((2, 11, 16, 3))
+    plain = multi_scale_predict(model, images, scales=(1.0, 0.75), flip=False,
+                                return_scores=True)
+    flipped = multi_scale_predict(model, images, scales=(1.0, 0.75), flip=True,
+                                  return_scores=True)
+    np.testing.assert_allclose(flipped, 2 * plain, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(
+        multi_scale_predict(model, images, scales=(1.0, 0.75)), plain.argmax(-1)
+    )
+
+
+def _log_softmax(x):
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def _pil_resize(array, height, width, resample):
+    """Resizes each channel of ``(h, w, c)`` float32 with PIL, as segment.py does."""
+    return np.stack([
+        np.asarray(Image.fromarray(array[..., c], mode="F").resize((width, height), resample))
+        for c in range(array.shape[-1])
+    ], -1)
+
+
+def test_multi_scale_reproduces_segment_py_resizing_with_pil():
+    """segment.py's test_ms with the image itself as the logits (a model that is the
+    identity): PIL bicubic resize of the image to (int(H s), int(W s)), log-softmax, PIL
+    bilinear resize back, summed over scales. Half-pixel alignment, sizes, antialiasing."""
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    image = random_input((29, 38, 3))
+    scales = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    expected = np.zeros((29, 38, 3), "float32")
+    for scale in scales:
+        size = (int(29 * scale), int(38 * scale))
+        scaled = _pil_resize(image, *size, Image.BICUBIC)
+        expected += _pil_resize(_log_softmax(scaled), 29, 38, Image.BILINEAR)
+    ours = multi_scale_predict(model, image, scales=scales, flip=False, return_scores=True)
+    assert ours.shape == (29, 38, 3)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(multi_scale_predict(model, image, scales=scales, flip=False),
+                                  expected.argmax(-1))
+
+
+def test_drn_segmenter_multi_scale_at_sizes_not_multiple_of_8():
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=3)
+    images = random_input((2, 37, 45, 3))  # and 27 x 33 at scale 0.75
+    scores = multi_scale_predict(model, images, scales=(0.75, 1.0), flip=True,
+                                 return_scores=True)
+    assert scores.shape == (2, 37, 45, 3) and np.all(np.isfinite(scores))
+    labels = multi_scale_predict(model, images, scales=(0.75, 1.0), flip=True)
+    assert labels.shape == (2, 37, 45) and labels.dtype.kind == "i"
+    np.testing.assert_array_equal(labels, scores.argmax(-1))
+    with pytest.raises(ValueError, match="received shape"):
+        multi_scale_predict(model, images[0, :, :, 0])
+
+
+class _FixedPredictions:
+    """Stands for a model: returns one-hot logits of preset predictions, batch by batch."""
+
+    def __init__(self, predictions, classes):
+        self.batches = iter(predictions)
+        self.classes = classes
+
+    def predict_on_batch(self, images):
+        return np.eye(self.classes, dtype="float32")[next(self.batches)] * 4.0
+
+
+def test_evaluate_segmenter_matches_numpy_on_a_hand_made_case():
+    masks = [np.array([[[0, 1], [1, 255]]]), np.array([[[2, 2], [0, 1]]])]
+    predictions = [np.array([[[0, 1], [0, 2]]]), np.array([[[2, 1], [0, 1]]])]
+    dataset = [(np.zeros((1, 2, 2, 3), "float32"), m[..., None]) for m in masks]
+    report = evaluate_segmenter(_FixedPredictions(predictions, 3), dataset, 3,
+                                class_names=["a", "b", "c"])
+    # Pairs (label, prediction), 255 dropped: (0,0) (1,1) (1,0) (2,2) (2,1) (0,0) (1,1).
+    np.testing.assert_array_equal(report.confusion, [[2, 0, 0], [1, 2, 0], [0, 1, 1]])
+    np.testing.assert_allclose(report.iou, [2 / 3, 2 / 4, 1 / 2])
+    assert report.miou == pytest.approx((2 / 3 + 0.5 + 0.5) / 3)
+    assert report.pixel_accuracy == pytest.approx(5 / 7)
+    assert str(report).splitlines()[0].split() == ["a", "66.67"]
+    assert str(report).splitlines()[-1].split() == ["mIoU", f"{100 * report.miou:.2f}"]
+    with pytest.raises(ValueError, match="beyond num_classes=2"):
+        evaluate_segmenter(_FixedPredictions(predictions, 3), dataset, 2)
+
+
+def test_evaluate_segmenter_on_a_tf_data_pipeline_agrees_with_predict():
+    tf = pytest.importorskip("tensorflow")
+    model = _symmetric_conv_model(classes=3)
+    images = random_input((4, 12, 10, 3))
+    masks = np.random.default_rng(0).integers(0, 3, size=(4, 12, 10))
+    masks[:, :2] = 255
+    dataset = tf.data.Dataset.from_tensor_slices((images, masks.astype("uint8"))).batch(2)
+    report = evaluate_segmenter(model, dataset, 3)
+    predictions = to_numpy(model.predict_on_batch(images)).argmax(-1)
+    expected = confusion_matrix(masks, predictions, 3)
+    np.testing.assert_array_equal(report.confusion, expected)
+    assert report.miou == pytest.approx(np.nanmean(iou_per_class(expected)))
+    multi = evaluate_segmenter(model, dataset, 3, scales=(1.0, 1.5), flip=True)
+    assert multi.confusion.sum() == expected.sum() == 4 * 10 * 10

@@ -1,0 +1,162 @@
+"""Data parallel training on two virtual CPU devices. The device count must be set before the
+backend starts, so each check runs in a fresh interpreter; the suite runs once per backend
+and each backend's check runs in its own pass."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+
+from keras_drn.distribute import data_parallel, synchronize_batchnorm
+from keras_drn.layers.dilated_residual import DilatedResidualBlock
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
+
+# Shared by both backends' child processes: one SGD step of a small conv-BN model on a batch
+# whose two halves (one per replica) have very different statistics, on one device and data
+# parallel on two. On TensorFlow also without synchronized BN (which must differ), and one
+# step of a DRN segmenter with synchronized BN in its residual blocks. On JAX
+# synchronize_batchnorm changes nothing (so the synchronized run is the plain one), and a
+# first DRN build there compiles one random initializer per kernel shape (15-20 s).
+CHILD = """
+import contextlib, json
+import keras
+import numpy as np
+import keras_drn
+from keras_drn.distribute import data_parallel, synchronize_batchnorm
+from keras_drn.training import compile_segmenter
+
+def tiny():
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    return keras.Model(inputs, keras.layers.Conv2D(3, 1, name="classifier")(x))
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+x[:2] = 3 * x[:2] + 2
+y = rng.integers(0, 3, size=(4, 6, 6))
+keras.utils.set_random_seed(0)
+initial = tiny().get_weights()
+
+def one_step(parallel, sync):
+    with (data_parallel() if parallel else contextlib.nullcontext()) as handle:
+        model = tiny()
+        model.set_weights(initial)
+        if sync:
+            synchronize_batchnorm(model)
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        weights = [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+        return handle, weights, loss.history["loss"][0], model
+
+def gap(a, b):
+    return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+
+_, single, single_loss, _ = one_step(False, False)
+handle, synced, synced_loss, model = one_step(True, True)
+result = {"synced_gap": gap(single, synced), "loss_gap": abs(single_loss - synced_loss)}
+if keras.backend.backend() == "jax":
+    result["replicas"] = int(np.prod(handle.device_mesh.shape))
+    result["weight_devices"] = len(model.trainable_weights[0].value.sharding.device_set)
+else:
+    result["replicas"] = handle.num_replicas_in_sync
+    _, local, _, _ = one_step(True, False)
+    result["local_gap"] = gap(single, local)
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 3, size=(2, 32, 32))
+    labels[:, :3] = 255
+    with data_parallel():
+        model = synchronize_batchnorm(keras_drn.DRNSegmenter("drn_d_22", num_classes=3))
+        compile_segmenter(model, 3)
+        history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    result["drn_loss"] = history.history["loss"][0]
+    result["drn_finite"] = bool(all(np.all(np.isfinite(keras.ops.convert_to_numpy(w)))
+                                    for w in model.weights))
+print("RESULT " + json.dumps(result))
+"""
+
+TENSORFLOW_SETUP = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+
+def _run_child(setup, env):
+    env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    script = textwrap.dedent(setup) + CHILD
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _check(result):
+    assert result["replicas"] == 2
+    # One data-parallel step with global batch statistics equals the single-device step.
+    assert result["synced_gap"] < 1e-5 and result["loss_gap"] < 1e-5, result
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="MirroredStrategy: TensorFlow pass")
+def test_mirrored_strategy_on_two_cpus_equals_one_device_with_synchronized_bn():
+    result = _run_child(TENSORFLOW_SETUP, {"KERAS_BACKEND": "tensorflow"})
+    _check(result)
+    # Without synchronization each replica normalises with its own half batch: different.
+    assert result["local_gap"] > 1e-3, result
+    assert result["drn_finite"] and result["drn_loss"] > 0, result
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="DataParallel: JAX pass")
+def test_jax_data_parallel_on_two_cpus_equals_one_device():
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
+    result = _run_child("", {"KERAS_BACKEND": "jax", "XLA_FLAGS": flags.strip()})
+    # BatchNormalization sees the global batch without any synchronization.
+    _check(result)
+    assert result["weight_devices"] == 2, result  # replicated on both devices
+
+
+def _composite_model():
+    """A top-level BatchNormalization and three inside a residual block."""
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.BatchNormalization(name="bn")(inputs)
+    x = DilatedResidualBlock(8, strides=2, name="block")(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="synchronized BN exists on TensorFlow")
+def test_synchronize_batchnorm_reaches_batchnorms_inside_composite_layers():
+    model = _composite_model()
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_function = object()  # stands for a compiled step, which must be dropped
+    norms = [layer for layer in model._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4  # bn, block.bn1, block.bn2, block.downsample_bn
+    assert synchronize_batchnorm(model) is model
+    assert all(layer.synchronized for layer in norms)
+    assert model.train_function is None
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX pass")
+def test_synchronize_batchnorm_leaves_jax_models_unchanged():
+    norm = keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((4, 4, 2)), norm])
+    assert synchronize_batchnorm(model) is model and not norm.synchronized
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch pass")
+def test_torch_backend_says_data_parallel_is_unsupported():
+    with pytest.raises(NotImplementedError, match="torch.*one device"):
+        with data_parallel():
+            pass
+    with pytest.raises(NotImplementedError, match="synchronize_batchnorm"):
+        synchronize_batchnorm(_composite_model())

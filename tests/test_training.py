@@ -1,0 +1,265 @@
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+import keras_drn
+from keras_drn.evaluation import confusion_matrix, iou_per_class
+from keras_drn.layers.bilinear_upsampling import BilinearUpsampling
+from keras_drn.training import (
+    ReferenceSGD,
+    compile_segmenter,
+    poly_schedule,
+    reference_optimizer,
+    step_schedule,
+    training_callbacks,
+)
+from tests.helpers import random_input, to_numpy
+
+CLASSES = 3
+
+
+def _lr(schedule, step):
+    return float(to_numpy(schedule(step)))
+
+
+def test_poly_schedule_follows_the_formula():
+    schedule = poly_schedule(0.01, total_steps=1000)
+    for step in (0, 1, 250, 999, 1000, 1500):
+        expected = 0.01 * (1 - min(step, 1000) / 1000) ** 0.9
+        assert _lr(schedule, step) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+    with pytest.raises(ValueError, match="total_steps=0"):
+        poly_schedule(0.01, 0)
+
+
+def test_step_schedule_drops_tenfold_every_step_epochs():
+    steps_per_epoch, step_epochs = 7, 100
+    schedule = step_schedule(0.01, steps_per_epoch, step_epochs)
+    for step in (0, 699, 700, 1399, 1400, 1749):
+        epoch = step // steps_per_epoch
+        expected = 0.01 * 0.1 ** (epoch // step_epochs)
+        assert _lr(schedule, step) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="step_epochs=0"):
+        step_schedule(0.01, 7, 0)
+
+
+def _apply(optimizer, initial, gradients):
+    variables = [keras.Variable(v) for v in initial]
+    for grads in gradients:
+        optimizer.apply_gradients(
+            zip([keras.ops.convert_to_tensor(g) for g in grads], variables)
+        )
+    return [to_numpy(v) for v in variables]
+
+
+def _problem(seed=0, steps=6):
+    rng = np.random.default_rng(seed)
+    initial = [rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=4).astype("float32")]
+    gradients = [[rng.normal(size=v.shape).astype("float32") for v in initial]
+                 for _ in range(steps)]
+    return initial, gradients
+
+
+def test_reference_optimizer_matches_torch_sgd_with_a_step_schedule():
+    """Coupled L2 decay and PyTorch's momentum, including across a x0.1 drop of the rate."""
+    torch = pytest.importorskip("torch")
+    initial, gradients = _problem()
+    keras_result = _apply(
+        reference_optimizer(step_schedule(0.1, 2, 1), momentum=0.9, weight_decay=0.05),
+        initial, gradients,
+    )
+    params = [torch.tensor(v, requires_grad=True) for v in initial]
+    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.05)
+    for step, grads in enumerate(gradients):
+        for param, grad in zip(params, grads):
+            param.grad = torch.tensor(grad)
+        for group in optimizer.param_groups:
+            group["lr"] = 0.1 * 0.1 ** (step // 2)  # segment.py's adjust_learning_rate
+        optimizer.step()
+    for ours, theirs in zip(keras_result, params):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    # Keras's own SGD (decoupled decay, lr-scaled velocity) is measurably different here.
+    decoupled = _apply(reference_optimizer(step_schedule(0.1, 2, 1), weight_decay=0.05,
+                                           coupled=False), initial, gradients)
+    assert np.abs(decoupled[0] - params[0].detach().numpy()).max() > 1e-2
+
+
+def test_uncoupled_optimizer_is_keras_sgd_with_decoupled_decay():
+    initial, gradients = _problem(steps=1)
+    optimizer = reference_optimizer(0.1, momentum=0.9, weight_decay=0.05, coupled=False)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    result = _apply(optimizer, initial, gradients)
+    for ours, w, g in zip(result, initial, gradients[0]):
+        np.testing.assert_allclose(ours, w - 0.1 * 0.05 * w - 0.1 * g, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_sgd_config_round_trip():
+    optimizer = reference_optimizer(poly_schedule(0.01, 100), momentum=0.8, weight_decay=3e-4)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(restored) is ReferenceSGD
+    assert restored.momentum == 0.8 and restored.l2_weight_decay == 3e-4
+    assert restored.weight_decay is None  # no extra decoupled decay from the base class
+    with pytest.raises(ValueError, match="momentum=1.5"):
+        ReferenceSGD(momentum=1.5)
+
+
+def _logits_and_labels(seed=0, shape=(2, 6, 7)):
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.normal(size=(*shape, CLASSES))).astype("float32")
+    labels = rng.integers(0, CLASSES, size=shape)
+    labels[rng.random(shape) < 0.3] = 255
+    return logits, labels
+
+
+def _identity_model(shape):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, keras.layers.Identity()(inputs))
+
+
+def test_compiled_loss_and_miou_ignore_255_like_numpy():
+    """Inside compiled evaluate on this backend: loss = mean NLL over labelled pixels, and
+    mIoU = the numpy confusion-matrix mIoU; logits at ignored pixels change neither."""
+    logits, labels = _logits_and_labels()
+    model = compile_segmenter(_identity_model(logits.shape[1:]), CLASSES)
+    result = model.evaluate(logits, labels, batch_size=2, verbose=0, return_dict=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    valid = labels != 255
+    picked = np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+    assert result["loss"] == pytest.approx(-picked[valid].mean(), rel=1e-5)
+    predictions = logits.argmax(-1)
+    expected = np.nanmean(iou_per_class(confusion_matrix(labels, predictions, CLASSES)))
+    assert result["miou"] == pytest.approx(expected, rel=1e-5)
+
+    changed = logits.copy()
+    changed[~valid] = np.random.default_rng(1).normal(size=(np.sum(~valid), CLASSES)) * 10
+    again = model.evaluate(changed, labels, batch_size=2, verbose=0, return_dict=True)
+    assert again["loss"] == pytest.approx(result["loss"], rel=1e-6)
+    assert again["miou"] == pytest.approx(result["miou"], rel=1e-6)
+    changed[valid] += 5.0 * (np.arange(CLASSES) == 0)  # changing labelled pixels does
+    moved = model.evaluate(changed, labels, batch_size=2, verbose=0, return_dict=True)
+    assert moved["loss"] != pytest.approx(result["loss"], rel=1e-3)
+
+
+def test_drn_segmenter_fit_step_leaves_the_fixed_up_layer_alone():
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=CLASSES)
+    up = model.get_layer("up")
+    assert isinstance(up, BilinearUpsampling) and not up.weights
+    probe = random_input((1, 4, 4, CLASSES))
+    before = to_numpy(up(probe))
+    compile_segmenter(model, CLASSES, optimizer=reference_optimizer(0.01))
+    trainable = {id(w) for w in model.trainable_weights}
+    x = random_input((2, 32, 32, 3))
+    y = np.random.default_rng(0).integers(0, CLASSES, size=(2, 32, 32))
+    y[:, :4] = 255
+    seg_before = to_numpy(model.get_layer("seg").kernel)
+    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and 0 <= history.history["miou"][0] <= 1
+    assert not np.array_equal(to_numpy(model.get_layer("seg").kernel), seg_before)
+    np.testing.assert_array_equal(to_numpy(up(probe)), before)
+    np.testing.assert_allclose(before, to_numpy(BilinearUpsampling(8)(probe)), atol=0)
+    # The optimizer holds one velocity per trainable weight, and the up layer has none.
+    assert [v.shape for v in model.optimizer.velocities] == [
+        w.shape for w in model.trainable_weights]
+    assert not trainable & {id(w) for w in up.weights}
+
+
+def _tiny_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    outputs = keras.layers.Conv2D(CLASSES, 1, name="classifier")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _tiny_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, CLASSES, size=(8, 8, 8))
+    y[:, 0] = 255
+    return x, y
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises after the first batch of the second epoch (epoch 1 finished, epoch 2 begun)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == 1 and batch == 0:
+            raise RuntimeError("interrupted")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.start_weights, self.end_weights = [], None, {}
+
+    def on_train_begin(self, logs=None):
+        self.start_weights = [to_numpy(w) for w in self.model.weights]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        self.end_weights[epoch] = [to_numpy(w) for w in self.model.weights]
+
+
+def _fit(work_dir, callbacks=(), epochs=3):
+    keras.utils.set_random_seed(0)
+    model = _tiny_model()
+    steps = epochs * 2
+    compile_segmenter(model, CLASSES, optimizer=reference_optimizer(poly_schedule(0.05, steps)))
+    x, y = _tiny_data()
+    recorder = _Recorder()
+    all_callbacks = [*training_callbacks(work_dir), recorder, *callbacks] if work_dir else [
+        recorder, *callbacks]
+    history = model.fit(x, y, batch_size=4, epochs=epochs, validation_data=(x, y),
+                        shuffle=False, verbose=0, callbacks=all_callbacks)
+    return model, recorder, history
+
+
+def test_interrupted_run_resumes_at_the_first_unfinished_epoch(tmp_path):
+    reference, _, _ = _fit(None)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(tmp_path, callbacks=[_Interrupt()])
+    with open(tmp_path / "log.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0]
+    assert (tmp_path / "best.keras").exists()
+
+    model, recorder, history = _fit(tmp_path)
+    assert recorder.epochs == [1, 2]  # epoch 0 is not run again
+    assert len(history.epoch) == 2
+    assert int(to_numpy(model.optimizer.iterations)) == 6  # step count restored: schedule
+    with open(tmp_path / "log.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
+    # Weights and optimizer state (momenta) of the finished epoch came back: the resumed
+    # run ends where an uninterrupted one does.
+    for ours, theirs in zip(model.weights, reference.weights):
+        np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=1e-5, atol=1e-6)
+
+    best = keras.saving.load_model(tmp_path / "best.keras")  # ReferenceSGD and its schedule
+    assert isinstance(best.optimizer, ReferenceSGD)
+    assert best.optimizer.get_config()["learning_rate"]["class_name"] == "PolynomialDecay"
+
+    # A finished run is not trained again: the backup says all epochs are done.
+    again, recorder, _ = _fit(tmp_path)
+    assert recorder.epochs == []
+    for ours, theirs in zip(again.weights, model.weights):
+        np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
+
+
+def test_resumed_best_checkpoint_keeps_the_best_logged_value(tmp_path):
+    (tmp_path / "best.keras").write_bytes(b"placeholder")
+    with open(tmp_path / "log.csv", "w", newline="") as f:
+        f.write("epoch,loss,val_loss,val_miou\n0,1.0,2.0,0.25\n1,0.9,1.5,0.5\n2,0.8,1.8,nan\n")
+    checkpoint = training_callbacks(tmp_path)[0]
+    assert isinstance(checkpoint, keras.callbacks.ModelCheckpoint)
+    assert checkpoint.best == 0.5
+    by_loss = training_callbacks(tmp_path, monitor="val_loss", save_weights_only=True)[0]
+    assert by_loss.filepath.endswith("best.weights.h5") and by_loss.best is None  # no file yet
+    (tmp_path / "best.weights.h5").write_bytes(b"placeholder")
+    by_loss = training_callbacks(tmp_path, monitor="val_loss", save_weights_only=True)[0]
+    assert by_loss.best == 1.5
+    with pytest.raises(ValueError, match="mode='best'"):
+        training_callbacks(tmp_path, mode="best")

@@ -1,5 +1,6 @@
 """The ``keras-drn`` command: ``models`` lists the variants, ``convert`` converts a PyTorch
-checkpoint, ``demo`` trains a segmenter on the embedded synthetic scenes."""
+checkpoint, ``train``/``evaluate``/``predict`` run the segmentation workflow
+(``keras_drn.segment``), ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
 import sys
@@ -60,6 +61,137 @@ def _demo(args):
     return 0
 
 
+def _none_or(value):
+    return None if value in (None, "none", "None") else value
+
+
+def _scales(text):
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    if not scales or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return scales
+
+
+def _train(args):
+    from keras_drn import segment
+
+    segment.train(
+        data=args.data, output_dir=args.output_dir, backbone=args.backbone, head=args.head,
+        context=_none_or(args.context), anti_alias=_none_or(args.anti_alias),
+        upsampling=args.upsampling, backbone_weights=_none_or(args.backbone_weights),
+        num_classes=args.num_classes, size=args.size, epochs=args.epochs,
+        batch_size=args.batch_size, crop_size=args.crop_size, optimizer=args.optimizer,
+        learning_rate=args.lr, lr_mode=args.lr_mode, step=args.step, momentum=args.momentum,
+        weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
+        flip=not args.no_flip, seed=args.seed,
+    )
+    return 0
+
+
+def _evaluate(args):
+    from keras_drn import segment
+
+    report = segment.evaluate(args.model, args.data, split=args.split, scales=args.scales,
+                              flip=args.flip, info_path=args.info, size=args.size,
+                              seed=args.seed)
+    print(f"{args.split} IoU (%) of {args.model} (scales {args.scales}, flip {args.flip}):")
+    print(report.table)
+    print(f"pixel accuracy {100 * report.pixel_accuracy:.2f}")
+    return 0
+
+
+def _predict(args):
+    from keras_drn import segment
+
+    for path in segment.predict(args.model, args.images, args.output_dir, scales=args.scales,
+                                flip=args.flip, info_path=args.info):
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_segmentation_commands(commands):
+    from keras_drn.segment import DATA_HELP
+
+    train = commands.add_parser(
+        "train", help="train a DRN segmenter (the reference segment.py recipe)",
+        description="Trains keras_drn.DRNSegmenter with the reference recipe (SGD momentum "
+        "0.9, weight decay 1e-4, poly or step learning rate, random scale/rotate/crop/flip), "
+        "saves OUTPUT_DIR/model.keras, best.keras, info.json and log.csv, prints the "
+        "validation IoU per class and writes OUTPUT_DIR/val_predictions.png. Running it again "
+        "with the same arguments resumes an interrupted run at its first unfinished epoch.",
+    )
+    train.add_argument("--data", default="synthetic", help=f"training data: {DATA_HELP} "
+                       "(default synthetic)")
+    train.add_argument("--output-dir", default="runs/drn", help="run folder (default runs/drn)")
+    train.add_argument("--backbone", default="drn_d_22", help="DRN variant (keras-drn models)")
+    train.add_argument("--head", default="drn", choices=["drn", "gcn"],
+                       help="drn: 1x1 classifier + bilinear x8; gcn: GCN + boundary refinement")
+    train.add_argument("--context", default="none", choices=["none", "parsenet"],
+                       help="ParseNet global context before the classifier")
+    train.add_argument("--anti-alias", default="none", choices=["none", "blur", "adaptive"],
+                       help="low-pass filter before each downsampling")
+    train.add_argument("--upsampling", default="deconv", choices=["deconv", "bilinear"],
+                       help="how logits return to the input resolution")
+    train.add_argument("--backbone-weights", default="none",
+                       help="'imagenet', a weights file, or none (random init)")
+    train.add_argument("--num-classes", type=int, help="classes of an image/mask folder")
+    train.add_argument("--size", type=int, default=64, help="side of the synthetic scenes")
+    train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    train.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    train.add_argument("--crop-size", type=int,
+                       help="random crop side (default: none; the scene size for synthetic)")
+    train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
+                       help="sgd: the reference's SGD with momentum; adamw: AdamW")
+    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    train.add_argument("--lr-mode", default="poly", choices=["poly", "step"],
+                       help="poly: lr*(1-t/T)^0.9; step: x0.1 every --step epochs")
+    train.add_argument("--step", type=int, default=100, help="epochs between x0.1 steps")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
+    train.add_argument("--random-scale", type=float, default=2.0,
+                       help="scale by U[1/s, s] (1 turns it off; default 2)")
+    train.add_argument("--random-rotate", type=int, default=10,
+                       help="rotate by an integer angle in [-r, r] degrees (0 turns it off)")
+    train.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
+    train.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    train.set_defaults(run=_train)
+
+    scales_help = ("comma-separated test scales (default 1; the reference's multi-scale test: "
+                   "0.5,0.75,1,1.25,1.5,1.75)")
+    info_help = "the run's info.json (default: beside the model)"
+    evaluate = commands.add_parser(
+        "evaluate", help="score a trained segmenter: IoU per class and mIoU",
+        description="Scores a model saved by keras-drn train on a labelled split, with the "
+        "reference's single- or multi-scale protocol; pixels labelled 255 are ignored.",
+    )
+    evaluate.add_argument("model", help="model.keras or best.keras of a run")
+    evaluate.add_argument("--data", default="synthetic", help=f"data: {DATA_HELP}")
+    evaluate.add_argument("--split", default="val", help="split to score (default val)")
+    evaluate.add_argument("--scales", type=_scales, default=(1.0,), help=scales_help)
+    evaluate.add_argument("--flip", action="store_true", help="also average flipped inputs")
+    evaluate.add_argument("--info", help=info_help)
+    evaluate.add_argument("--size", type=int, default=64, help="side of the synthetic scenes")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="segment images: palette mask PNG and overlay per image",
+        description="Runs a model saved by keras-drn train on image files and writes "
+        "OUTPUT_DIR/<name>_mask.png (palette PNG: pixel values are class ids) and "
+        "OUTPUT_DIR/<name>_overlay.png (coloured mask over the image).",
+    )
+    predict.add_argument("model", help="model.keras or best.keras of a run")
+    predict.add_argument("images", nargs="+", help="image files (RGB, grayscale or RGBA)")
+    predict.add_argument("--output-dir", default="predictions", help="where to write PNGs")
+    predict.add_argument("--scales", type=_scales, default=(1.0,), help=scales_help)
+    predict.add_argument("--flip", action="store_true", help="also average flipped inputs")
+    predict.add_argument("--info", help=info_help)
+    predict.set_defaults(run=_predict)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-drn",
@@ -79,6 +211,7 @@ def build_parser():
     )
     convert.build_parser(converter)
     converter.set_defaults(run=convert.run)
+    _add_segmentation_commands(commands)
     demo = commands.add_parser(
         "demo",
         help="train a DRN segmenter on the embedded synthetic scenes and report its mIoU",

@@ -39,7 +39,7 @@ def _variant_cases():
         yield pytest.param(name, size, id=name)
 
 
-@pytest.mark.parametrize("name, size", _variant_cases())
+@pytest.mark.parametrize("name, size", list(_variant_cases()))
 def test_converted_logits_equal_the_reference(name, size, tmp_path):
     net = reference_net(name)
     path = save(net.state_dict(), tmp_path / f"{name}.pth")

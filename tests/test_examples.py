@@ -1,0 +1,71 @@
+"""The examples run end to end offline, at small sizes (slow: CI runs them on one backend)."""
+
+import json
+import pathlib
+import runpy
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_drn
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def _example(name):
+    return runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="example")
+
+
+@pytest.mark.slow
+def test_finetune_segmentation_freezes_then_unfreezes(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    backbone = tmp_path / "d22.weights.h5"
+    classifier = keras_drn.DRN_D_22(classes=10)
+    classifier.save_weights(backbone)
+    example = _example("finetune_segmentation")
+    out_dir = tmp_path / "run"
+    report = example["main"]([
+        "--backbone-weights", str(backbone), "--size", "24", "--head-epochs", "1",
+        "--epochs", "1", "--batch-size", "16", "--output-dir", str(out_dir)])
+    out = capsys.readouterr().out
+    phase1, phase2 = (int(line.split(", ")[-1].split()[0].replace(",", ""))
+                      for line in out.splitlines() if line.startswith("phase"))
+    assert phase1 == 4 * 512 + 4  # only the 1x1 classifier learns in phase 1
+    fresh = keras_drn.DRNSegmenter("drn_d_22", 4)
+    def count(weights):
+        return sum(int(np.prod(w.shape)) for w in weights)
+    # BatchNormalization stays frozen: its gamma and beta (as many as its moving statistics).
+    assert phase2 == count(fresh.trainable_weights) - count(fresh.non_trainable_weights)
+    assert 0 <= report.miou <= 1 and "mIoU" in out
+    info = json.loads((out_dir / "info.json").read_text())
+    assert info["num_classes"] == 4
+    model = keras.saving.load_model(out_dir / "model.keras")
+    assert model.output_shape == (None, None, None, 4)
+    if keras.backend.backend() == "tensorflow":
+        assert (out_dir / "saved_model" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_localize_scores_boxes_and_draws_them(tmp_path, capsys):
+    example = _example("localize")
+    output = tmp_path / "cam.png"
+    example["main"](["--train", "64", "--val", "8", "--size", "32", "--epochs", "1",
+                     "--output", str(output)])
+    out = capsys.readouterr().out
+    assert "8 unseen scenes" in out and "mean IoU with the true box" in out
+    picture = Image.open(output)
+    assert picture.mode == "RGB" and picture.height == 32 * 3
+
+
+def test_localize_true_box_and_drawing():
+    example = _example("localize")
+    mask = np.zeros((10, 12), "uint8")
+    mask[2:5, 3:9] = 2
+    assert example["true_box"](mask) == (3, 2, 9, 5)
+    drawn = np.asarray(example["draw_boxes"](np.zeros((10, 12, 3), "uint8"),
+                                             [((3, 2, 9, 5), (255, 0, 0))], scale=2))
+    assert drawn.shape == (20, 24, 3)
+    assert (drawn[4, 6:18] == (255, 0, 0)).all()  # the top edge at 2x scale
+    assert (drawn[10, 10] == 0).all()  # inside stays untouched

@@ -86,7 +86,7 @@ def _train(args):
         batch_size=args.batch_size, crop_size=args.crop_size, optimizer=args.optimizer,
         learning_rate=args.lr, lr_mode=args.lr_mode, step=args.step, momentum=args.momentum,
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
-        flip=not args.no_flip, seed=args.seed,
+        flip=not args.no_flip, seed=args.seed, verbose=2 if args.one_line_per_epoch else 1,
     )
     return 0
 
@@ -157,6 +157,8 @@ def _add_segmentation_commands(commands):
                        help="rotate by an integer angle in [-r, r] degrees (0 turns it off)")
     train.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
     train.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    train.add_argument("--one-line-per-epoch", action="store_true",
+                       help="print one line per epoch instead of progress bars (for logs)")
     train.set_defaults(run=_train)
 
     scales_help = ("comma-separated test scales (default 1; the reference's multi-scale test: "

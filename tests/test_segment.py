@@ -37,7 +37,7 @@ def folder(tmp_path_factory):
 def _train(folder, run, epochs):
     return cli.main(["train", "--data", str(folder), "--output-dir", str(run), "--epochs",
                      str(epochs), "--batch-size", "4", "--crop-size", "24", "--optimizer",
-                     "adamw", "--lr", "1e-3"])
+                     "adamw", "--lr", "1e-3", "--one-line-per-epoch"])
 
 
 def test_train_evaluate_predict(folder, tmp_path, capsys):

@@ -40,9 +40,9 @@ def parse_args(argv=None):
                         help="classes of the --weights classifier (default 1000)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability threshold t of the paper's box rule (default 0.5)")
-    parser.add_argument("--train", type=int, default=1024, help="training scenes (default 1024)")
+    parser.add_argument("--train", type=int, default=2048, help="training scenes (default 2048)")
     parser.add_argument("--val", type=int, default=64, help="scenes to localise (default 64)")
-    parser.add_argument("--size", type=int, default=64, help="scene side in pixels (default 64)")
+    parser.add_argument("--size", type=int, default=32, help="scene side in pixels (default 32)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)

@@ -5,6 +5,7 @@
 """
 
 from keras_drn import layers
+from keras_drn.export import export
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model
 from keras_drn.models.segmenter import DRNSegmenter
 from keras_drn.models.registry import (
@@ -46,6 +47,7 @@ __all__ = [
     "DRN_D_107",
     "VARIANTS",
     "build_drn",
+    "export",
     "feature_model",
     "get_model",
     "layers",

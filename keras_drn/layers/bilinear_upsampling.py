@@ -20,6 +20,20 @@ def bilinear_kernel(factor):
     return np.outer(profile, profile).astype("float32")
 
 
+def resize_bilinear(images, size):
+    """``keras.ops.image.resize(images, size, "bilinear")`` that also takes symbolic sizes.
+
+    The TensorFlow backend is called directly because ``ops.image.resize`` checks
+    ``size[0] <= 0`` in Python, which raises for the symbolic sizes of a graph traced with
+    dynamic height and width (``model.export`` of an any-size model). Same op, same values.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.image.resize(images, size, method="bilinear", antialias=False)
+    return ops.image.resize(images, size, interpolation="bilinear")
+
+
 @keras.saving.register_keras_serializable(package="keras_drn")
 class BilinearUpsampling(layers.Layer):
     """Fixed bilinear transposed convolution (``factor`` x), applied to each channel alone.
@@ -87,9 +101,7 @@ class ResizeLike(layers.Layer):
         ref_shape = ops.shape(reference)
         if self.mode == "crop":
             return x[:, : ref_shape[1], : ref_shape[2], :]
-        resized = ops.image.resize(
-            ops.cast(x, "float32"), (ref_shape[1], ref_shape[2]), interpolation="bilinear"
-        )
+        resized = resize_bilinear(ops.cast(x, "float32"), (ref_shape[1], ref_shape[2]))
         return ops.cast(resized, x.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -99,4 +111,35 @@ class ResizeLike(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(mode=self.mode)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class ResizeBy(layers.Layer):
+    """Bilinear resizing by an integer factor: ``UpSampling2D(factor, interpolation=
+    "bilinear")``, with the same values, that also works when height and width are dynamic in
+    a traced TensorFlow graph (Keras's layer fails there, in ``model.predict`` at a second
+    input size and in ``model.export``: "Using a symbolic tf.Tensor as a Python bool").
+
+    Input shape: ``(batch, h, w, C)``. Output shape: ``(batch, factor * h, factor * w, C)``.
+    """
+
+    def __init__(self, factor=2, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be a positive int; received factor={factor!r}.")
+        self.factor = factor
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        size = (shape[1] * self.factor, shape[2] * self.factor)
+        return ops.cast(resize_bilinear(ops.cast(inputs, "float32"), size), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        up = [None if d is None else d * self.factor for d in input_shape[1:3]]
+        return (input_shape[0], *up, input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(factor=self.factor)
         return config

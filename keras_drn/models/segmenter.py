@@ -11,7 +11,7 @@ import math
 import keras
 from keras import layers
 
-from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeLike
+from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeBy, ResizeLike
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
@@ -36,7 +36,7 @@ def _upsample_x2(x, reference, upsampling, num_classes, name):
     is given (a finer score map or the image)."""
     if upsampling == "bilinear":
         if reference is None:
-            return layers.UpSampling2D(2, interpolation="bilinear", name=name)(x)
+            return ResizeBy(2, name=name)(x)
         return ResizeLike("bilinear", name=name)([x, reference])
     x = layers.Conv2DTranspose(
         num_classes, 4, strides=2, padding="same", use_bias=False, name=f"{name}_deconv"

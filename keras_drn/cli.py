@@ -1,6 +1,7 @@
 """The ``keras-drn`` command: ``models`` lists the variants, ``convert`` converts a PyTorch
-checkpoint, ``train``/``evaluate``/``predict`` run the segmentation workflow
-(``keras_drn.segment``), ``demo`` trains a segmenter on the embedded synthetic scenes."""
+checkpoint, ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/
+``predict`` run the segmentation workflow (``keras_drn.segment``), ``demo`` trains a segmenter
+on the embedded synthetic scenes."""
 
 import argparse
 import sys
@@ -213,6 +214,18 @@ def build_parser():
     )
     convert.build_parser(converter)
     converter.set_defaults(run=convert.run)
+    from keras_drn.export import build_parser as export_arguments
+    from keras_drn.export import run as run_export
+
+    exporter = commands.add_parser(
+        "export",
+        help="export a model to a SavedModel, LiteRT or ONNX file and verify it against Keras",
+        description="Export a DRN classifier or segmenter (a .keras file or a variant name) to a "
+        "TensorFlow SavedModel, LiteRT (float32/float16/int8) or ONNX file, load it back, "
+        "compare it with Keras and print the report and the op histogram.",
+    )
+    export_arguments(exporter)
+    exporter.set_defaults(run=run_export)
     _add_segmentation_commands(commands)
     demo = commands.add_parser(
         "demo",

@@ -27,7 +27,7 @@ def test_finetune_segmentation_freezes_then_unfreezes(tmp_path, capsys):
     example = _example("finetune_segmentation")
     out_dir = tmp_path / "run"
     report = example["main"]([
-        "--backbone-weights", str(backbone), "--size", "24", "--head-epochs", "1",
+        "--backbone-weights", str(backbone), "--size", "16", "--head-epochs", "1",
         "--epochs", "1", "--batch-size", "16", "--output-dir", str(out_dir)])
     out = capsys.readouterr().out
     phase1, phase2 = (int(line.split(", ")[-1].split()[0].replace(",", ""))

@@ -48,17 +48,24 @@ def load_data(spec, split, num_classes=None, size=64, seed=0):
     raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
 
 
-def _write_json(value, path):
-    """Writes JSON atomically (temporary file in the same folder, then rename)."""
-    handle, temporary = tempfile.mkstemp(suffix=".json", dir=os.path.dirname(path))
+def _write_atomically(path, write):
+    """Calls ``write(temporary)`` on a temporary file beside ``path``, then renames it to
+    ``path``: a crash or a concurrent reader never sees a half-written file."""
+    suffix = "".join(pathlib.Path(path).suffixes)  # Keras and PIL go by the suffix
+    handle, temporary = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(path) or ".")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(value, stream, indent=2)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _write_json(value, path):
+    _write_atomically(path, lambda temporary: pathlib.Path(temporary).write_text(
+        json.dumps(value, indent=2)))
 
 
 def read_info(model_path, info_path=None):
@@ -157,10 +164,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
               callbacks=training_callbacks(output_dir))
     print(f"trained for {time.time() - start:.0f} s")
     model_path = os.path.join(output_dir, "model.keras")
-    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=output_dir)
-    os.close(handle)
-    model.save(temporary)
-    os.replace(temporary, model_path)
+    _write_atomically(model_path, model.save)
 
     report = evaluate_segmenter(model, val_set, train_data.num_classes,
                                 class_names=train_data.class_names)
@@ -237,10 +241,7 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
         mask_path = os.path.join(output_dir, f"{stem}_mask.png")
         mask = Image.fromarray(labels.astype("uint8"), mode="P")
         mask.putpalette(colours.reshape(-1).tolist())
-        handle, temporary = tempfile.mkstemp(suffix=".png", dir=output_dir)
-        os.close(handle)
-        mask.save(temporary, format="PNG")
-        os.replace(temporary, mask_path)
+        _write_atomically(mask_path, lambda temporary: mask.save(temporary, format="PNG"))
         overlay = (1 - alpha) * 255 * picture + alpha * colorize(labels, info["num_classes"])
         overlay_path = os.path.join(output_dir, f"{stem}_overlay.png")
         save_png(overlay.round().astype("uint8"), overlay_path)

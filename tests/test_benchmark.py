@@ -1,0 +1,129 @@
+"""The speed tools (tools/benchmark*.py): they run, compare like with like, and their
+correctness checks hold. Speed itself is never asserted here (machines are noisy); the
+numbers live in the README."""
+
+import importlib.util
+import json
+import pathlib
+import textwrap
+
+import keras
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = load_tool("benchmark")
+
+
+@pytest.fixture
+def reference_dir(tmp_path):
+    """A stand-in for a github.com/fyu/drn checkout: a ``drn.py`` whose ``drn_d_22`` is the
+    tests' independent PyTorch DRN (the reference's module names, avgpool and fc last)."""
+    pytest.importorskip("torch")
+    folder = tmp_path / "drn"
+    folder.mkdir()
+    (folder / "drn.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from keras_drn.models.drn import VARIANTS
+        from tests.weights.torch_reference import Net
+
+        def drn_d_22(pretrained=False, num_classes=1000):
+            model = Net("D", False, VARIANTS["drn_d_22"].depths, num_classes)
+            model.out_dim = 512
+            return model
+    """))
+    (folder / "segment.py").write_text("x.cuda(async=True)\n")  # as the reference's: py2 only
+    return folder
+
+
+def test_benchmark_without_reference_writes_table_and_json(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    assert benchmark.main(["--variant", "drn-d-22", "--task", "segmentation", "--size", "32x48",
+                           "--batch", "1", "--mode", "inference", "--warmup", "1", "--steps", "1",
+                           "--rounds", "2", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "drn_d_22 seg 32x48 b1 inference" in out
+    report = json.loads(path.read_text())
+    assert report["environment"]["backend"] == keras.backend.backend()
+    assert report["environment"]["keras"] == keras.__version__
+    (result,) = report["results"]
+    assert (result["mode"], result["height"], result["width"]) == ("inference", 32, 48)
+    ours = result["keras_drn"]
+    assert len(ours["rounds"]) == 2 and ours["images_per_s"] > 0
+    assert ours["peak_memory_mb"] >= 0
+    assert "reference" not in result and "ratio" not in result
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored
+
+
+def test_benchmark_runs_the_reference_in_the_same_process(reference_dir, capsys):
+    workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 1, "training")
+    reference = benchmark.import_reference(str(reference_dir))
+    assert reference[1] is None  # segment.py does not import: DRNSeg is assembled
+    result = benchmark.run_workload(workload, "mixed_bfloat16", "auto", reference, warmup=1,
+                                    steps=1, rounds=1)
+    ref = result["reference"]
+    assert ref["images_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["keras_drn"]["images_per_s"]
+                                            / ref["images_per_s"])
+    side = benchmark.ReferenceSide(reference, workload, "float32")
+    out = side._forward()  # DRNSeg's log-probabilities at the input size
+    assert tuple(out.shape) == (1, 19, 32, 32)
+    assert float(out.detach().exp().sum(1).mean()) == pytest.approx(1.0, abs=1e-4)
+    # segment.py's fill_up_weights: a symmetric, separable bilinear x8 kernel, whose mass is
+    # 8 * 8 (each output pixel's weights sum to 1), frozen
+    kernel = side.model.up.weight[0, 0].detach()
+    assert not side.model.up.weight.requires_grad and kernel.shape == (16, 16)
+    assert float(kernel.sum()) == pytest.approx(64.0)
+    assert float((kernel - kernel.T).abs().max()) < 1e-6
+
+
+def test_benchmark_reference_classifier(reference_dir):
+    workload = benchmark.Workload("drn_d_22", "classification", 224, 224, 1, "inference")
+    reference = benchmark.import_reference(str(reference_dir))
+    side = benchmark.ReferenceSide(reference, workload, "float32")
+    assert tuple(side._forward().shape) == (1, 1000)
+    side.step()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--size", "4"], "sides >= 8"),
+    (["--size", "12x"], "N or HxW"),
+    (["--variant", "drn_x_99"], "unknown variant 'drn_x_99'"),
+    (["--reference", "/nonexistent"], "no drn.py there"),
+])
+def test_benchmark_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        benchmark.main(argv)
+    assert message in str(raised.value) + capsys.readouterr().err
+
+
+def test_benchmark_reference_classifier_needs_224(reference_dir):
+    with pytest.raises(SystemExit, match="224x224 inputs only"):
+        benchmark.main(["--size", "64", "--reference", str(reference_dir)])
+
+
+def test_blurpool_strided_matches_full_resolution_forward_and_backward():
+    result = load_tool("benchmark_blurpool").run(shape=(2, 15, 12, 16), groups=4, steps=1,
+                                                 rounds=1, warmup=0)
+    assert result["max_output_difference"] < 1e-5
+    assert result["max_gradient_difference"] < 1e-3
+    assert result["strided_s"] > 0 and result["full_then_subsample_s"] > 0
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_times_both_inputs():
+    pytest.importorskip("tensorflow")
+    result = load_tool("benchmark_pipeline").run(images=4, image_size=40, crop=32, batch=2,
+                                                 steps=1, rounds=1)
+    assert result["pipeline_step_s"] > 0 and result["in_memory_step_s"] > 0
+    assert result["overhead"] == pytest.approx(
+        result["pipeline_step_s"] / result["in_memory_step_s"] - 1)

@@ -95,12 +95,17 @@ def _train(args):
 def _evaluate(args):
     from keras_drn import segment
 
-    report = segment.evaluate(args.model, args.data, split=args.split, scales=args.scales,
+    result = segment.evaluate(args.model, args.data, split=args.split, scales=args.scales,
                               flip=args.flip, info_path=args.info, size=args.size,
-                              seed=args.seed)
-    print(f"{args.split} IoU (%) of {args.model} (scales {args.scales}, flip {args.flip}):")
-    print(report.table)
-    print(f"pixel accuracy {100 * report.pixel_accuracy:.2f}")
+                              seed=args.seed, consistency=args.consistency,
+                              max_shift=args.max_shift)
+    report, shift = result if args.consistency else (result, None)
+    if report is not None:
+        print(f"{args.split} IoU (%) of {args.model} (scales {args.scales}, flip {args.flip}):")
+        print(report.table)
+        print(f"pixel accuracy {100 * report.pixel_accuracy:.2f}")
+    if shift is not None:
+        print(f"{args.split} {shift}")
     return 0
 
 
@@ -168,7 +173,9 @@ def _add_segmentation_commands(commands):
     evaluate = commands.add_parser(
         "evaluate", help="score a trained segmenter: IoU per class and mIoU",
         description="Scores a model saved by keras-drn train on a labelled split, with the "
-        "reference's single- or multi-scale protocol; pixels labelled 255 are ignored.",
+        "reference's single- or multi-scale protocol; pixels labelled 255 are ignored. With "
+        "--consistency, also how stable its predictions are under small input shifts (for "
+        "a classifier, only that).",
     )
     evaluate.add_argument("model", help="model.keras or best.keras of a run")
     evaluate.add_argument("--data", default="synthetic", help=f"data: {DATA_HELP}")
@@ -178,6 +185,13 @@ def _add_segmentation_commands(commands):
     evaluate.add_argument("--info", help=info_help)
     evaluate.add_argument("--size", type=int, default=64, help="side of the synthetic scenes")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
+    evaluate.add_argument("--consistency", action="store_true",
+                          help="also report shift consistency: segmenters, the fraction of "
+                          "pixels whose label is unchanged when the input shifts by (d, d), "
+                          "d = 1..--max-shift, compared on the overlap; classifiers (which "
+                          "get no IoU), how often two random shifts give the same top-1 class")
+    evaluate.add_argument("--max-shift", type=int, default=8,
+                          help="largest shift in pixels for --consistency (default 8)")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(

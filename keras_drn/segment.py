@@ -182,23 +182,46 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
 
 
 def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path=None,
-             batch_size=1, size=64, seed=0):
-    """Scores a trained segmenter on ``split`` of ``data`` (single- or multi-scale); returns
-    an ``evaluation.SegmentationReport``."""
+             batch_size=1, size=64, seed=0, consistency=False, max_shift=8):
+    """Scores a trained segmenter on ``split`` of ``data`` (single- or multi-scale).
+
+    Returns an ``evaluation.SegmentationReport``; with ``consistency=True`` a pair ``(report,
+    shift)`` where ``shift`` is a ``keras_drn.consistency.ConsistencyReport``: for a
+    segmenter the fraction of pixels whose label is unchanged under diagonal shifts of 1 to
+    ``max_shift`` pixels, for a classifier (a model with ``(batch, classes)`` output; its
+    report is ``None``) the fraction of images with the same top-1 class under two random
+    shifts of up to ``max_shift`` pixels. A classifier is normalised with the ``info.json``
+    beside it when there is one, else with the data's own statistics.
+    """
     from keras_drn import data as data_lib
+    from keras_drn.consistency import output_rank, shift_consistency
     from keras_drn.evaluation import evaluate_segmenter
 
     _check_model_path(model_path)
-    info = read_info(model_path, info_path)
     model = load_segmenter(model_path)
-    source = load_data(data, split, info["num_classes"], size, seed)
-    if source.num_classes != info["num_classes"]:
+    classifier = output_rank(model) == 2
+    if classifier and not consistency:
+        raise ValueError(f"{model_path} is a classifier (output {tuple(model.output.shape)}): "
+                         "IoU needs a segmenter; ask for its shift consistency instead "
+                         "(consistency=True, keras-drn evaluate --consistency).")
+    info_file = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
+    info = read_info(model_path, info_path) if not classifier or info_file.is_file() else None
+    num_classes = None if info is None or classifier else info["num_classes"]
+    source = load_data(data, split, num_classes, size, seed)
+    if not classifier and source.num_classes != info["num_classes"]:
         raise ValueError(f"{data!r} has {source.num_classes} classes, the model "
                          f"{info['num_classes']}.")
-    source = _with_normalisation(source, info)
+    if info is not None:
+        source = _with_normalisation(source, info)
     dataset = data_lib.segmentation_pipeline(source, batch_size, training=False)
-    return evaluate_segmenter(model, dataset, info["num_classes"], scales=scales, flip=flip,
-                              class_names=info.get("class_names"))
+    report = None
+    if not classifier:
+        report = evaluate_segmenter(model, dataset, info["num_classes"], scales=scales,
+                                    flip=flip, class_names=info.get("class_names"))
+    if not consistency:
+        return report
+    shift = shift_consistency(model, dataset, shifts=range(1, max_shift + 1), seed=seed)
+    return report, shift
 
 
 def _with_normalisation(source, info):

@@ -44,3 +44,50 @@ def test_convert_subcommand_and_tool_exist(capsys):
     result = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True,
                             text=True, check=True)
     assert "--variant" in result.stdout
+
+
+def _scene_folder(root):
+    """3 val scenes of 24x24 in the reference's folder format."""
+    import json
+
+    from PIL import Image
+
+    from keras_drn.data import make_scenes
+
+    images, masks, _ = make_scenes(3, size=24, seed=5)
+    for i in range(3):
+        Image.fromarray((255 * images[i]).astype("uint8")).save(root / f"{i}.png")
+        Image.fromarray(masks[i]).save(root / f"{i}_label.png")
+    (root / "val_images.txt").write_text("".join(f"{i}.png\n" for i in range(3)))
+    (root / "val_labels.txt").write_text("".join(f"{i}_label.png\n" for i in range(3)))
+    info = {"mean": [0.5] * 3, "std": [0.25] * 3, "num_classes": 4}
+    (root / "info.json").write_text(json.dumps(info))
+    return root
+
+
+def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
+    pytest.importorskip("tensorflow")  # the data pipeline
+    import shutil
+
+    import keras
+
+    data = _scene_folder(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(data / "info.json", run / "info.json")
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs)).save(run / "model.keras")
+    assert cli.main(["evaluate", str(run / "model.keras"), "--data", str(data),
+                     "--consistency", "--max-shift", "4"]) == 0
+    out = capsys.readouterr().out
+    # A per-pixel model is exactly shift equivariant: every pixel keeps its label.
+    assert "mIoU" in out and "val shift consistency 100.00% of pixels unchanged" in out
+
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 1)(inputs))
+    classifier = tmp_path / "classifier.keras"  # no info.json: the data's own statistics
+    keras.Model(inputs, keras.layers.Dense(3)(features)).save(classifier)
+    assert cli.main(["evaluate", str(classifier), "--data", str(data), "--consistency"]) == 0
+    out = capsys.readouterr().out
+    assert "val top-1 shift consistency" in out and "mIoU" not in out
+    with pytest.raises(ValueError, match="is a classifier"):
+        cli.main(["evaluate", str(classifier), "--data", str(data)])

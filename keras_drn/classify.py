@@ -335,6 +335,15 @@ def save_confusion_matrix(confusion, class_names, path, cell=48):
     return path
 
 
+def is_classifier_run(model_path, info_path=None):
+    """Whether the ``info.json`` of ``model_path``'s run (or ``info_path``) is a classifier's."""
+    path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
+    try:
+        return json.loads(path.read_text()).get("task") == "classification"
+    except (OSError, ValueError):
+        return False
+
+
 def read_info(model_path, info_path=None):
     """The ``info.json`` of a classification run (beside ``model_path`` by default)."""
     path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))

@@ -281,21 +281,38 @@ def _split_seed(seed, split):
     return int(np.random.SeedSequence((seed, index, 1)).generate_state(1)[0])
 
 
+def _object_crops(images, masks, size, rng):
+    """``size x size`` crops of ``images`` around each mask's object (centre jittered by up to
+    ``size / 8``, kept inside the image)."""
+    crops = np.empty((len(images), size, size, 3), images.dtype)
+    side = images.shape[1]
+    for i, mask in enumerate(masks):
+        rows, cols = np.nonzero(mask)
+        centre = np.array([rows.mean(), cols.mean()]) + rng.uniform(-size / 8, size / 8, 2)
+        top, left = np.clip(np.round(centre - size / 2).astype(int), 0, side - size)
+        crops[i] = images[i, top:top + size, left:left + size]
+    return crops
+
+
 def synthetic_classification(split="train", count=None, size=32, seed=0):
     """The embedded scenes (``keras_drn.data.make_scenes``) as a 3-class classification set:
-    the label is the scene's object (disk, line, square). No download; the splits draw from
-    disjoint seeds.
+    the label is the scene's object (disk, line, square), the image a ``size x size`` crop
+    around the object of a scene twice as large (so the object spans more pixels than in a
+    whole scene of that size: disks and squares are told apart by their outline). No
+    download; the splits draw from disjoint seeds.
 
     Args:
         split: ``"train"`` (768 scenes by default) or ``"val"`` (256).
         count: number of scenes (default per split).
-        size: side of the square scenes, >= 16.
+        size: side of the square images, >= 16.
         seed: int.
     """
     if split not in _SYNTHETIC_COUNTS:
         raise ValueError(f"Unknown split {split!r}; valid: {sorted(_SYNTHETIC_COUNTS)}.")
     count = _SYNTHETIC_COUNTS[split] if count is None else count
-    images, _, labels = make_scenes(count, size=size, seed=_split_seed(seed, split))
+    split_seed = _split_seed(seed, split)
+    images, masks, labels = make_scenes(count, size=2 * size, seed=split_seed)
+    images = _object_crops(images, masks, size, np.random.default_rng(split_seed))
     images = np.round(images * 255.0).astype("uint8")
     records = tf.data.Dataset.from_tensor_slices((images, labels))
     return ClassificationData(records, lambda image, label: (image, label),

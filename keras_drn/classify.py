@@ -421,21 +421,18 @@ def activation_map_model(model):
     """Class activation maps of a ``build_classifier`` model: its ``fc`` applied at every
     position of the backbone's map (DRN paper, section 4), softmax over classes.
 
-    Input: raw images ``(batch, H, W, 3)``; output ``(batch, ceil(H / 8), ceil(W / 8),
-    classes)`` float32 probabilities.
+    Input: raw images ``(batch, H, W, 3)``; outputs ``[probabilities, maps]``: the model's
+    ``(batch, classes)`` and the maps ``(batch, ceil(H / 8), ceil(W / 8), classes)``, float32.
     """
     try:
-        layers = [model.get_layer(n) for n in ("preprocessing", "backbone", "fc")]
+        features = model.get_layer("avgpool").input  # the backbone's map in this graph
+        fc = model.get_layer("fc")
     except ValueError as error:
         raise ValueError(f"Model {model.name!r} is not a keras_drn.classify classifier (it "
-                         "needs layers 'preprocessing', 'backbone' and 'fc'); for a plain DRN "
-                         "classifier use keras_drn.localization.activation_map_model.") from error
-    inputs = keras.Input(model.input.shape[1:], name="image")
-    x = inputs
-    for layer in layers:
-        x = layer(x)
-    probabilities = keras.layers.Softmax(dtype="float32", name="cam_softmax")(x)
-    return keras.Model(inputs, probabilities, name=f"{model.name}_cam")
+                         "needs layers 'avgpool' and 'fc'); for a plain DRN classifier use "
+                         "keras_drn.localization.activation_map_model.") from error
+    maps = keras.layers.Softmax(dtype="float32", name="cam_softmax")(fc(features))
+    return keras.Model(model.input, [model.output, maps], name=f"{model.name}_cam")
 
 
 def save_class_activation_map(model, image_path, output_path, class_names, image_size=None,
@@ -448,13 +445,13 @@ def save_class_activation_map(model, image_path, output_path, class_names, image
     from keras_drn.visualize import save_png
 
     image = _resized(image_path, image_size)
-    probabilities = predict_probabilities(model, image[None], tta=False)[0]
+    probabilities, maps = activation_map_model(model).predict_on_batch(image[None])
+    probabilities = np.asarray(keras.ops.convert_to_numpy(probabilities))[0]
+    maps = np.asarray(keras.ops.convert_to_numpy(maps))[0]
     if class_id is None:
         class_id = int(np.argmax(probabilities))
     if not 0 <= class_id < len(class_names):
         raise ValueError(f"class_id must be in [0, {len(class_names)}); received {class_id}.")
-    maps = np.asarray(keras.ops.convert_to_numpy(
-        activation_map_model(model).predict_on_batch(image[None])))[0]
     overlay = heatmap_overlay(image / 255.0, maps[..., class_id])
     box = box_from_map(maps, class_id, threshold, image_size=image.shape[:2])
     picture = Image.fromarray(np.concatenate(

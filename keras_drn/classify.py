@@ -91,10 +91,11 @@ def set_backbone_trainable(model, trainable, train_bn=True):
     with ``train_bn=False`` its BatchNormalization layers stay frozen after unfreezing."""
     backbone = model.get_layer("backbone")
     backbone.trainable = trainable
-    if trainable and not train_bn:
-        for layer in backbone._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
+    # Every nested layer explicitly (parents before their children): the flag does not reach
+    # the layers inside composite blocks on every backend.
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        layer.trainable = trainable and (
+            train_bn or not isinstance(layer, keras.layers.BatchNormalization))
 
 
 def has_gpu():

@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=32, help="training side (default 32)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--head-epochs", type=int, default=1, help="phase 1 epochs")
-    parser.add_argument("--epochs", type=int, default=6, help="phase 2 epochs (at most)")
+    parser.add_argument("--epochs", type=int, default=10, help="phase 2 epochs (at most)")
     parser.add_argument("--lr", type=float, default=1e-3, help="phase 1 learning rate")
     parser.add_argument("--finetune-lr", type=float, default=1e-3, help="phase 2 learning rate")
     parser.add_argument("--patience", type=int, default=3, help="early stopping patience")

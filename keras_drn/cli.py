@@ -4,6 +4,7 @@ checkpoint, ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/`
 on the embedded synthetic scenes."""
 
 import argparse
+import os
 import sys
 import time
 
@@ -79,16 +80,38 @@ def _scales(text):
 def _train(args):
     from keras_drn import segment
 
+    if args.task == "classification":
+        return _train_classifier(args)
     segment.train(
         data=args.data, output_dir=args.output_dir, backbone=args.backbone, head=args.head,
         context=_none_or(args.context), anti_alias=_none_or(args.anti_alias),
         upsampling=args.upsampling, backbone_weights=_none_or(args.backbone_weights),
         num_classes=args.num_classes, size=args.size, epochs=args.epochs,
         batch_size=args.batch_size, crop_size=args.crop_size, optimizer=args.optimizer,
-        learning_rate=args.lr, lr_mode=args.lr_mode, step=args.step, momentum=args.momentum,
+        learning_rate=0.01 if args.lr is None else args.lr, lr_mode=args.lr_mode,
+        step=args.step, momentum=args.momentum,
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
         flip=not args.no_flip, seed=args.seed, verbose=2 if args.one_line_per_epoch else 1,
     )
+    return 0
+
+
+def _train_classifier(args):
+    from keras_drn import classify
+
+    model, report = classify.train(
+        data=args.data, output_dir=args.output_dir, backbone=args.backbone,
+        backbone_weights=_none_or(args.backbone_weights), image_size=args.size,
+        head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=1e-3 if args.lr is None else args.lr,
+        finetune_learning_rate=args.finetune_lr, weight_decay=args.weight_decay,
+        patience=args.patience, val_fraction=args.val_fraction, image_dir=args.image_dir,
+        seed=args.seed, verbose=2 if args.one_line_per_epoch else 1)
+    if args.test_dir:
+        submission = os.path.join(args.output_dir, "submission.csv")
+        classify.write_submission(model, args.test_dir, submission, report.class_names,
+                                  args.size, probabilities=args.probabilities)
+        print(f"wrote {submission}")
     return 0
 
 
@@ -110,8 +133,17 @@ def _evaluate(args):
 
 
 def _predict(args):
-    from keras_drn import segment
+    from keras_drn import classify, segment
 
+    if classify.is_classifier_run(args.model, args.info):
+        if len(args.images) != 1:
+            raise SystemExit("A classifier predicts a test folder: give one folder.")
+        submission = args.submission or os.path.join(args.output_dir, "submission.csv")
+        os.makedirs(os.path.dirname(submission) or ".", exist_ok=True)
+        classify.predict(args.model, args.images[0], submission,
+                         probabilities=args.probabilities, tta=args.flip, info_path=args.info)
+        print(f"wrote {submission}")
+        return 0
     for path in segment.predict(args.model, args.images, args.output_dir, scales=args.scales,
                                 flip=args.flip, info_path=args.info):
         print(f"wrote {path}")
@@ -119,18 +151,25 @@ def _predict(args):
 
 
 def _add_segmentation_commands(commands):
+    from keras_drn.classify import DATA_HELP as CLASSIFICATION_DATA_HELP
     from keras_drn.segment import DATA_HELP
 
     train = commands.add_parser(
-        "train", help="train a DRN segmenter (the reference segment.py recipe)",
+        "train", help="train a DRN segmenter (the reference segment.py recipe) or, with "
+        "--task classification, fine-tune a DRN classifier",
         description="Trains keras_drn.DRNSegmenter with the reference recipe (SGD momentum "
         "0.9, weight decay 1e-4, poly or step learning rate, random scale/rotate/crop/flip), "
         "saves OUTPUT_DIR/model.keras, best.keras, info.json and log.csv, prints the "
         "validation IoU per class and writes OUTPUT_DIR/val_predictions.png. Running it again "
-        "with the same arguments resumes an interrupted run at its first unfinished epoch.",
+        "with the same arguments resumes an interrupted run at its first unfinished epoch. "
+        "--task classification fine-tunes a classifier instead (keras_drn.classify: frozen "
+        "backbone, then all of it at --finetune-lr; early stopping; best.keras, model.keras, "
+        "info.json, log.csv, confusion_matrix.png; OUTPUT_DIR/submission.csv for --test-dir).",
     )
+    train.add_argument("--task", default="segmentation",
+                       choices=["segmentation", "classification"], help="what to train")
     train.add_argument("--data", default="synthetic", help=f"training data: {DATA_HELP} "
-                       "(default synthetic)")
+                       "(default synthetic). Classification: " + CLASSIFICATION_DATA_HELP)
     train.add_argument("--output-dir", default="runs/drn", help="run folder (default runs/drn)")
     train.add_argument("--backbone", default="drn_d_22", help="DRN variant (keras-drn models)")
     train.add_argument("--head", default="drn", choices=["drn", "gcn"],
@@ -144,14 +183,17 @@ def _add_segmentation_commands(commands):
     train.add_argument("--backbone-weights", default="none",
                        help="'imagenet', a weights file, or none (random init)")
     train.add_argument("--num-classes", type=int, help="classes of an image/mask folder")
-    train.add_argument("--size", type=int, default=64, help="side of the synthetic scenes")
-    train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    train.add_argument("--size", type=int, default=64, help="side of the synthetic scenes "
+                       "(classification: of the training images)")
+    train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10; "
+                       "classification: of the unfrozen phase, at most)")
     train.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     train.add_argument("--crop-size", type=int,
                        help="random crop side (default: none; the scene size for synthetic)")
     train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
                        help="sgd: the reference's SGD with momentum; adamw: AdamW")
-    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    train.add_argument("--lr", type=float, help="learning rate (default 0.01; classification: "
+                       "of the frozen phase, AdamW, default 0.001)")
     train.add_argument("--lr-mode", default="poly", choices=["poly", "step"],
                        help="poly: lr*(1-t/T)^0.9; step: x0.1 every --step epochs")
     train.add_argument("--step", type=int, default=100, help="epochs between x0.1 steps")
@@ -165,6 +207,20 @@ def _add_segmentation_commands(commands):
     train.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
     train.add_argument("--one-line-per-epoch", action="store_true",
                        help="print one line per epoch instead of progress bars (for logs)")
+    classification = train.add_argument_group("classification (--task classification)")
+    classification.add_argument("--head-epochs", type=int, default=2,
+                                help="epochs of the new head on the frozen backbone")
+    classification.add_argument("--finetune-lr", type=float, default=3e-4,
+                                help="learning rate of the unfrozen phase (default 0.0003)")
+    classification.add_argument("--patience", type=int, default=3,
+                                help="early stopping patience in epochs")
+    classification.add_argument("--val-fraction", type=float, default=0.2,
+                                help="validation share of a folder, CSV or TFDS dataset")
+    classification.add_argument("--image-dir", help="folder of the images a CSV lists")
+    classification.add_argument("--test-dir", help="test images: write OUTPUT_DIR/"
+                                "submission.csv (id, predicted label)")
+    classification.add_argument("--probabilities", action="store_true",
+                                help="submission with one probability column per class")
     train.set_defaults(run=_train)
 
     scales_help = ("comma-separated test scales (default 1; the reference's multi-scale test: "
@@ -195,10 +251,13 @@ def _add_segmentation_commands(commands):
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
-        "predict", help="segment images: palette mask PNG and overlay per image",
+        "predict", help="segment images (mask PNG and overlay per image) or classify a test "
+        "folder (submission CSV)",
         description="Runs a model saved by keras-drn train on image files and writes "
         "OUTPUT_DIR/<name>_mask.png (palette PNG: pixel values are class ids) and "
-        "OUTPUT_DIR/<name>_overlay.png (coloured mask over the image).",
+        "OUTPUT_DIR/<name>_overlay.png (coloured mask over the image). For a classifier run "
+        "(info.json task 'classification') give a test folder: it writes a submission CSV "
+        "(id, predicted label) with flip test-time augmentation when --flip is given.",
     )
     predict.add_argument("model", help="model.keras or best.keras of a run")
     predict.add_argument("images", nargs="+", help="image files (RGB, grayscale or RGBA)")
@@ -206,6 +265,10 @@ def _add_segmentation_commands(commands):
     predict.add_argument("--scales", type=_scales, default=(1.0,), help=scales_help)
     predict.add_argument("--flip", action="store_true", help="also average flipped inputs")
     predict.add_argument("--info", help=info_help)
+    predict.add_argument("--submission", help="classifier: the CSV to write (default "
+                         "OUTPUT_DIR/submission.csv)")
+    predict.add_argument("--probabilities", action="store_true",
+                         help="classifier: one probability column per class")
     predict.set_defaults(run=_predict)
 
 

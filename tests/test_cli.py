@@ -91,3 +91,43 @@ def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
     assert "val top-1 shift consistency" in out and "mIoU" not in out
     with pytest.raises(ValueError, match="is a classifier"):
         cli.main(["evaluate", str(classifier), "--data", str(data)])
+
+
+def test_train_task_classification_and_predict_wiring(monkeypatch, tmp_path, capsys):
+    import json
+
+    from keras_drn import classify
+
+    calls = {}
+
+    class Report:
+        class_names = ("a", "b")
+
+    def fake_train(**kwargs):
+        calls["train"] = kwargs
+        return "model", Report()
+
+    def fake_submission(model, test_dir, path, class_names, image_size, probabilities):
+        calls["submission"] = (model, test_dir, path, class_names, image_size, probabilities)
+
+    monkeypatch.setattr(classify, "train", fake_train)
+    monkeypatch.setattr(classify, "write_submission", fake_submission)
+    out = str(tmp_path / "run")
+    assert cli.main(["train", "--task", "classification", "--data", "folder", "--size", "48",
+                     "--head-epochs", "1", "--epochs", "3", "--output-dir", out,
+                     "--test-dir", "test", "--probabilities"]) == 0
+    kwargs = calls["train"]
+    assert kwargs["data"] == "folder" and kwargs["image_size"] == 48
+    assert (kwargs["head_epochs"], kwargs["epochs"]) == (1, 3)
+    assert kwargs["learning_rate"] == 1e-3 and kwargs["backbone_weights"] is None
+    assert calls["submission"] == ("model", "test", f"{out}/submission.csv", ("a", "b"), 48,
+                                   True)
+
+    (tmp_path / "info.json").write_text(json.dumps({"task": "classification"}))
+    monkeypatch.setattr(classify, "predict", lambda *a, **k: calls.setdefault("predict",
+                                                                               (a, k)))
+    model = str(tmp_path / "model.keras")
+    assert cli.main(["predict", model, "test", "--output-dir", str(tmp_path), "--flip"]) == 0
+    args, kwargs = calls["predict"]
+    assert args == (model, "test", str(tmp_path / "submission.csv")) and kwargs["tta"] is True
+    assert "submission.csv" in capsys.readouterr().out

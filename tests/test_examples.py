@@ -69,3 +69,35 @@ def test_localize_true_box_and_drawing():
     assert drawn.shape == (20, 24, 3)
     assert (drawn[4, 6:18] == (255, 0, 0)).all()  # the top edge at 2x scale
     assert (drawn[10, 10] == 0).all()  # inside stays untouched
+
+
+@pytest.mark.slow
+def test_finetune_classification_writes_scores_submission_and_cam(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    weights = tmp_path / "d22.weights.h5"
+    keras_drn.DRN_D_22(classes=10).save_weights(weights)  # stands in for "imagenet"
+    rng = np.random.default_rng(0)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+    for name, colour in colours.items():
+        for i in range(8):
+            folder = tmp_path / "train" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            noise = rng.normal(0, 20, (20, 20, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype("uint8")).save(
+                folder / f"{i}.png")
+    (tmp_path / "test").mkdir()
+    for i, colour in enumerate(colours.values()):
+        Image.fromarray(np.full((24, 20, 3), colour, "uint8")).save(tmp_path / "test" / f"{i}.png")
+    out_dir = tmp_path / "run"
+    report = _example("finetune_classification")["main"]([
+        "--data", str(tmp_path / "train"), "--test-dir", str(tmp_path / "test"),
+        "--backbone-weights", str(weights), "--image-size", "16", "--batch-size", "8",
+        "--head-epochs", "1", "--epochs", "1", "--output-dir", str(out_dir)])
+    out = capsys.readouterr().out
+    assert "validation accuracy" in out and "precision" in out and "phase 2" in out
+    assert 0 <= report.accuracy <= 1 and report.class_names == ("blue", "green", "red")
+    rows = (out_dir / "submission.csv").read_text().splitlines()
+    assert rows[0] == "id,label" and len(rows) == 4
+    assert all(row.split(",")[1] in colours for row in rows[1:])
+    for name in ("confusion_matrix.png", "cam.png", "model.keras", "best.keras"):
+        assert (out_dir / name).stat().st_size > 0, name

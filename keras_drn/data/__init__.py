@@ -1,10 +1,10 @@
 """keras_drn.data: datasets and input pipelines.
 
 ``make_scenes`` and ``CLASS_NAMES`` (the embedded synthetic scenes) need only NumPy. The
-segmentation sources, the reference augmentation and the batched pipelines are ``tf.data``
-code: they need TensorFlow (``pip install 'keras-drn[data]'``) whichever Keras backend trains,
-and are imported on first use, so that ``from keras_drn.data import make_scenes`` works
-without TensorFlow.
+segmentation and classification sources, the reference augmentation and the batched pipelines
+are ``tf.data`` code: they need TensorFlow (``pip install 'keras-drn[data]'``) whichever Keras
+backend trains, and are imported on first use, so that ``from keras_drn.data import
+make_scenes`` works without TensorFlow.
 
 Typical use::
 
@@ -40,6 +40,15 @@ _LAZY = {
     "rescale_pair": "augment",
     "rotate_pair": "augment",
     "segmentation_pipeline": "pipeline",
+    "ClassificationData": "classification",
+    "SYNTHETIC_CLASS_NAMES": "classification",
+    "classification_pipeline": "classification",
+    "csv_labels": "classification",
+    "image_folder": "classification",
+    "list_images": "classification",
+    "synthetic_classification": "classification",
+    "tfds_classification": "classification",
+    "train_val_split": "classification",
 }
 
 __all__ = ["CLASS_NAMES", "make_scenes", *sorted(_LAZY)]

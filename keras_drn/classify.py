@@ -1,0 +1,469 @@
+"""Fine-tune a DRN image classifier, score it, and write a submission: the Kaggle workflow
+behind ``keras-drn train --task classification`` and ``examples/finetune_classification.py``.
+
+The classifier takes raw RGB images on the 0-255 scale: its first layer, ``preprocessing``,
+normalises them with the mean/std its backbone weights were trained with (ImageNet's for the
+official checkpoints), so ``model.predict(raw_images)`` is right wherever the model goes.
+Training is two phases (Keras's transfer-learning guide): the head alone on a frozen backbone
+(whose BatchNormalization then runs in inference mode), then the whole network at a lower
+learning rate. A run folder holds:
+
+- ``best.keras``: the best epoch by validation accuracy over both phases (written atomically
+  at each improvement); ``model.keras``: the trained model with those best weights;
+- ``info.json``: ``task`` ("classification"), ``class_names``, ``image_size``, the backbone and
+  the normalisation; ``log.csv``: one row per epoch of both phases;
+- ``confusion_matrix.png``: the validation confusion matrix.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import time
+
+import keras
+import numpy as np
+from PIL import Image, ImageDraw
+
+from keras_drn.segment import _check_model_path, _write_atomically, _write_json
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DATA_HELP = (
+    "'synthetic' (the embedded scenes labelled by their object: disk, line, square), "
+    "'tfds:<name>' (a TFDS image classification dataset), a folder with one subfolder of "
+    "images per class, or a CSV file of (filename, label) rows (images beside it or in "
+    "--image-dir)"
+)
+
+
+def build_classifier(num_classes, backbone="drn_d_22", weights=None, mean=IMAGENET_MEAN,
+                     std=IMAGENET_STD, dropout=0.0, input_shape=(None, None, 3), name=None):
+    """A DRN classifier for raw images, with a new head for ``num_classes`` classes.
+
+    Graph: ``image`` (raw RGB, 0-255) -> ``preprocessing`` (``Normalization``: ``(x / 255 -
+    mean) / std``) -> ``backbone`` (the DRN without its top, ``weights`` loaded, a nested model
+    so one flag freezes it) -> ``avgpool`` -> optional ``dropout`` -> ``fc`` (Dense) ->
+    ``predictions`` (softmax, float32 under mixed precision).
+
+    Args:
+        num_classes: classes of the new head.
+        backbone: DRN variant (``keras_drn.list_models()``).
+        weights: backbone weights: ``None`` (random), ``"imagenet"`` or a weights file.
+        mean, std: per-channel statistics of 0-1 RGB the weights expect (ImageNet's for the
+            official checkpoints).
+        dropout: dropout rate before ``fc``.
+        input_shape: ``(height, width, 3)``; any size by default.
+
+    Input ``(batch, H, W, 3)`` float or uint8 in [0, 255]; output ``(batch, num_classes)``
+    probabilities.
+    """
+    from keras_drn.models.drn import VARIANTS, build_drn
+
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2; received {num_classes!r}.")
+    mean, std = np.asarray(mean, "float64"), np.asarray(std, "float64")
+    if mean.shape != (3,) or std.shape != (3,) or std.min() <= 0:
+        raise ValueError(f"mean and std must be 3 numbers (0-1 RGB), std positive; received "
+                         f"mean={mean.tolist()}, std={std.tolist()}.")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = keras.layers.Normalization(mean=(255 * mean).tolist(),
+                                   variance=((255 * std) ** 2).tolist(),
+                                   name="preprocessing")(inputs)
+    key = str(backbone).lower().replace("-", "_")
+    if key not in VARIANTS:
+        raise ValueError(f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}.")
+    base = build_drn(key, include_top=False, weights=weights, name="backbone")
+    x = base(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(num_classes, name="fc")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name or f"{backbone}_classifier")
+
+
+def set_backbone_trainable(model, trainable, train_bn=True):
+    """Freezes (``trainable=False``: every layer of the backbone, BatchNormalization in
+    inference mode, as Keras recommends) or unfreezes the backbone of ``build_classifier``;
+    with ``train_bn=False`` its BatchNormalization layers stay frozen after unfreezing."""
+    backbone = model.get_layer("backbone")
+    backbone.trainable = trainable
+    # Every nested layer explicitly (parents before their children): the flag does not reach
+    # the layers inside composite blocks on every backend.
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        layer.trainable = trainable and (
+            train_bn or not isinstance(layer, keras.layers.BatchNormalization))
+
+
+def has_gpu():
+    """Whether the Keras backend sees a GPU (mixed precision only pays off there)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error="skip"):
+    """``(train, val)`` ``ClassificationData`` of the source named by ``spec`` (see
+    ``DATA_HELP``); the folder, CSV and TFDS sources are split by ``seed``."""
+    from keras_drn import data
+
+    if spec == "synthetic":
+        return (data.synthetic_classification("train", size=size, seed=seed),
+                data.synthetic_classification("val", size=size, seed=seed))
+    if spec.startswith("tfds:"):
+        source = data.tfds_classification(spec[len("tfds:"):], "train")
+    elif spec.lower().endswith(".csv"):
+        source = data.csv_labels(spec, image_dir, on_error=on_error)
+    elif os.path.isdir(spec):
+        source = data.image_folder(spec, on_error=on_error)
+    else:
+        raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
+    return data.train_val_split(source, val_fraction, seed)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by ``monitor`` (higher is better) in memory and in
+    ``path`` (written atomically); one instance spans several ``fit`` calls."""
+
+    def __init__(self, path, monitor="val_accuracy"):
+        super().__init__()
+        self.path, self.monitor = path, monitor
+        self.best, self.best_weights = -np.inf, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best = float(value)
+            self.best_weights = self.model.get_weights()
+            _write_atomically(self.path, self.model.save)
+
+
+def _compile(model, learning_rate, weight_decay):
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def count_trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
+          backbone_weights=None, image_size=32, head_epochs=2, epochs=8, batch_size=32,
+          learning_rate=1e-3, finetune_learning_rate=3e-4, weight_decay=1e-4, patience=3,
+          val_fraction=0.2, image_dir=None, train_bn=None, dropout=0.0, mixed_precision="auto",
+          crop_scale=(0.35, 1.0), color_jitter=True, rand_augment=False, seed=0, verbose=2):
+    """Fine-tunes a DRN classifier in two phases and scores it on the validation split.
+
+    Phase 1 trains the new head for ``head_epochs`` on the frozen backbone at
+    ``learning_rate``; phase 2 trains everything for up to ``epochs`` at
+    ``finetune_learning_rate``. Both use AdamW, sparse cross-entropy and early stopping on
+    validation accuracy (``patience`` epochs); the best epoch over both is kept.
+
+    Args:
+        data: see ``DATA_HELP``; ``image_dir`` is the image folder of a CSV.
+        backbone_weights: ``None``, ``"imagenet"`` or a weights file for the backbone.
+        image_size: side of the square training and evaluation images.
+        train_bn: let BatchNormalization learn in phase 2; default (``None``): only for a
+            randomly initialised backbone (pretrained statistics are better than those of
+            small fine-tuning batches).
+        mixed_precision: ``"auto"`` (``mixed_float16`` when the backend sees a GPU, else
+            float32: CPUs gain nothing), ``True``, ``False`` or a policy name
+            (``"mixed_bfloat16"``). The policy is global and stays set afterwards.
+        crop_scale, color_jitter, rand_augment: the training augmentation
+            (``keras_drn.data.classification_pipeline``; ``RandAugment`` is slow to build).
+
+    Returns:
+        ``(model, report)``: the model with the best weights and its
+        ``ClassificationReport`` on the validation split (flip test-time augmentation).
+    """
+    from keras_drn import data as data_lib
+
+    policy = {"auto": "mixed_float16" if has_gpu() else None, True: "mixed_float16",
+              False: None}.get(mixed_precision, mixed_precision)
+    if policy is not None:
+        keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(seed)
+    train_data, val_data = load_data(data, val_fraction, image_dir, image_size, seed)
+    train_set = data_lib.classification_pipeline(
+        train_data, batch_size, training=True, image_size=image_size, crop_scale=crop_scale,
+        color_jitter=color_jitter, rand_augment=rand_augment, seed=seed)
+    val_set = data_lib.classification_pipeline(val_data, batch_size, training=False,
+                                               image_size=image_size, cache=True)
+    model = build_classifier(train_data.num_classes, backbone, backbone_weights,
+                             dropout=dropout)
+    os.makedirs(output_dir, exist_ok=True)
+    info = {"task": "classification", "num_classes": train_data.num_classes,
+            "class_names": list(train_data.class_names), "image_size": image_size,
+            "backbone": backbone, "backbone_weights": backbone_weights, "data": data,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            "dtype_policy": keras.config.dtype_policy().name}
+    _write_json(info, os.path.join(output_dir, "info.json"))
+    print(f"{model.name}: {model.count_params():,} parameters, backend "
+          f"{keras.backend.backend()}, {info['dtype_policy']}; {train_data.size} training and "
+          f"{val_data.size} validation images of {train_data.name}"
+          + (f" ({len(train_data.skipped)} unreadable skipped)" if train_data.skipped else "")
+          + f"; classes: {', '.join(train_data.class_names)}.")
+    best = BestCheckpoint(os.path.join(output_dir, "best.keras"))
+    log = keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True)
+    if os.path.exists(log.filename):
+        os.unlink(log.filename)
+    start = time.time()
+    for phase, (trainable, phase_epochs, rate) in enumerate(
+            [(False, head_epochs, learning_rate), (True, epochs, finetune_learning_rate)], 1):
+        if phase_epochs < 1:
+            continue
+        bn = backbone_weights is None if train_bn is None else train_bn
+        set_backbone_trainable(model, trainable, train_bn=bn)
+        _compile(model, rate, weight_decay)  # recompile: the trainable weights changed
+        what = "head only, backbone frozen" if not trainable else (
+            "whole network" + ("" if bn else ", BatchNormalization frozen"))
+        print(f"phase {phase}: {what}, {count_trainable(model):,} trainable parameters, "
+              f"learning rate {rate:g}")
+        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                             patience=patience)
+        model.fit(train_set, validation_data=val_set, epochs=phase_epochs, verbose=verbose,
+                  callbacks=[best, stop, log], shuffle=False)  # the pipeline shuffles
+    elapsed = time.time() - start
+    model.set_weights(best.best_weights)
+    model_path = os.path.join(output_dir, "model.keras")
+    _write_atomically(model_path, model.save)
+    report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
+    confusion_path = os.path.join(output_dir, "confusion_matrix.png")
+    save_confusion_matrix(report.confusion, report.class_names, confusion_path)
+    print(f"trained for {elapsed:.0f} s; best validation accuracy {best.best:.4f}")
+    print(f"validation (flip test-time augmentation):\n{report.table}")
+    print(f"wrote {model_path} and {confusion_path}")
+    return model, report
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationReport:
+    """Scores of a classifier: ``confusion`` (rows = truth, columns = prediction), per-class
+    ``precision`` and ``recall`` (NaN where undefined), overall ``accuracy``."""
+
+    confusion: np.ndarray
+    class_names: tuple
+
+    @property
+    def accuracy(self):
+        return float(np.trace(self.confusion) / max(1, self.confusion.sum()))
+
+    @property
+    def precision(self):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(self.confusion) / self.confusion.sum(axis=0)
+
+    @property
+    def recall(self):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(self.confusion) / self.confusion.sum(axis=1)
+
+    @property
+    def table(self):
+        width = max(10, *(len(n) for n in self.class_names))
+        lines = [f"{'class':<{width}} {'precision':>9} {'recall':>9} {'images':>7}"]
+        for name, p, r, n in zip(self.class_names, self.precision, self.recall,
+                                 self.confusion.sum(axis=1)):
+            lines.append(f"{name:<{width}} {100 * p:>9.1f} {100 * r:>9.1f} {n:>7d}")
+        lines.append(f"{'accuracy':<{width}} {100 * self.accuracy:>9.2f}"
+                     f" {'':>9} {self.confusion.sum():>7d}")
+        return "\n".join(lines)
+
+
+def predict_probabilities(model, images, tta=True):
+    """Class probabilities ``(batch, classes)`` of raw images ``(batch, H, W, 3)`` (0-255);
+    with ``tta`` the mean over the image and its horizontal flip."""
+    images = np.asarray(images, "float32")
+    probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(images))
+    if tta:
+        flipped = keras.ops.convert_to_numpy(model.predict_on_batch(
+            np.ascontiguousarray(images[:, :, ::-1])))
+        probabilities = (probabilities + flipped) / 2
+    return np.asarray(probabilities, "float32")
+
+
+def evaluate_classifier(model, dataset, class_names, tta=True):
+    """Scores ``model`` on batches ``(images, labels)`` of ``dataset`` (raw images); returns
+    a ``ClassificationReport``."""
+    from keras_drn.evaluation import confusion_matrix
+
+    labels, predictions = [], []
+    for images, batch_labels in dataset:
+        predictions.append(np.argmax(predict_probabilities(model, images, tta), axis=-1))
+        labels.append(np.asarray(batch_labels))
+    confusion = confusion_matrix(np.concatenate(labels), np.concatenate(predictions),
+                                 len(class_names))
+    return ClassificationReport(confusion, tuple(class_names))
+
+
+def save_confusion_matrix(confusion, class_names, path, cell=48):
+    """Writes the confusion matrix as a PNG: rows = truth, columns = prediction, each cell
+    shaded by its share of the row and labelled with its count."""
+    from keras_drn.visualize import save_png
+
+    confusion = np.asarray(confusion)
+    n = len(class_names)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.nan_to_num(confusion / confusion.sum(axis=1, keepdims=True))
+    margin = 8 + 7 * max(len(str(c)) for c in class_names)
+    image = Image.new("RGB", (margin + n * cell + 4, margin + n * cell + 16), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 2), "prediction ->", fill="black")
+    for i, name in enumerate(class_names):
+        draw.text((4, margin + i * cell + cell // 2 - 5), str(name), fill="black")
+        draw.text((margin + i * cell + 2, margin - 12), str(name)[: cell // 7], fill="black")
+        for j in range(n):
+            level = int(255 * (1 - share[i, j]))
+            x, y = margin + j * cell, margin + i * cell
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(level, level, 255),
+                           outline="gray")
+            draw.text((x + 4, y + cell // 2 - 5), str(int(confusion[i, j])),
+                      fill="black" if share[i, j] < 0.6 else "white")
+    save_png(np.asarray(image), path)
+    return path
+
+
+def is_classifier_run(model_path, info_path=None):
+    """Whether the ``info.json`` of ``model_path``'s run (or ``info_path``) is a classifier's."""
+    path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
+    try:
+        return json.loads(path.read_text()).get("task") == "classification"
+    except (OSError, ValueError):
+        return False
+
+
+def read_info(model_path, info_path=None):
+    """The ``info.json`` of a classification run (beside ``model_path`` by default)."""
+    path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
+    if not path.is_file():
+        raise ValueError(f"No {path} beside the model: it holds the class names and image size "
+                         "(keras-drn train --task classification writes it). Pass --info PATH.")
+    info = json.loads(path.read_text())
+    if info.get("task") != "classification":
+        raise ValueError(f"{path} is not the info.json of a classification run.")
+    return info
+
+
+def load_classifier(model_path):
+    """Loads a ``.keras`` classifier with Keras's safe_mode on."""
+    _check_model_path(model_path)
+    return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+
+
+def _resized(path, image_size):
+    """An image file as float32 RGB (0-255) centre-cropped and resized as in evaluation."""
+    from keras_drn.data.classification import _read_rgb
+
+    image = _read_rgb(path).astype("float32")
+    if image_size is None:
+        return image
+    resize = keras.layers.Resizing(image_size, image_size, crop_to_aspect_ratio=True)
+    return np.asarray(keras.ops.convert_to_numpy(resize(image)), "float32")
+
+
+def write_submission(model, test_dir, path, class_names, image_size, probabilities=False,
+                     tta=True, batch_size=32):
+    """Predicts every image of ``test_dir`` and writes a submission CSV (atomically).
+
+    Rows are ``id`` (the file name without its extension) and ``label`` (the predicted class
+    name) or, with ``probabilities``, one probability column per class. Every test image must
+    be readable: a submission cannot leave one out.
+
+    Raises:
+        ValueError: the folder is missing or has no images, or an image is unreadable (named).
+    """
+    from keras_drn.data.classification import _check_readable, list_images
+
+    paths = list_images(test_dir, "test folder")
+    _check_readable(paths, [0] * len(paths), "raise", repr(os.fspath(test_dir)))
+    rows = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        images = np.stack([_resized(p, image_size) for p in chunk])
+        rows.append(predict_probabilities(model, images, tta))
+    scores = np.concatenate(rows)
+    ids = [pathlib.Path(p).stem for p in paths]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    if probabilities:
+        writer.writerow(["id", *class_names])
+        writer.writerows([i, *(f"{v:.6f}" for v in row)] for i, row in zip(ids, scores))
+    else:
+        writer.writerow(["id", "label"])
+        writer.writerows([i, class_names[k]] for i, k in zip(ids, np.argmax(scores, -1)))
+    _write_atomically(os.fspath(path),
+                      lambda temporary: pathlib.Path(temporary).write_text(text.getvalue()))
+    return scores
+
+
+def predict(model_path, test_dir, submission, probabilities=False, tta=True, info_path=None):
+    """``write_submission`` for a saved run: the model file and its ``info.json``."""
+    info = read_info(model_path, info_path)
+    model = load_classifier(model_path)
+    write_submission(model, test_dir, submission, info["class_names"], info["image_size"],
+                     probabilities=probabilities, tta=tta)
+    return submission
+
+
+def activation_map_model(model):
+    """Class activation maps of a ``build_classifier`` model: its ``fc`` applied at every
+    position of the backbone's map (DRN paper, section 4), softmax over classes.
+
+    Input: raw images ``(batch, H, W, 3)``; outputs ``[probabilities, maps]``: the model's
+    ``(batch, classes)`` and the maps ``(batch, ceil(H / 8), ceil(W / 8), classes)``, float32.
+    """
+    try:
+        features = model.get_layer("avgpool").input  # the backbone's map in this graph
+        fc = model.get_layer("fc")
+    except ValueError as error:
+        raise ValueError(f"Model {model.name!r} is not a keras_drn.classify classifier (it "
+                         "needs layers 'avgpool' and 'fc'); for a plain DRN classifier use "
+                         "keras_drn.localization.activation_map_model.") from error
+    maps = keras.layers.Softmax(dtype="float32", name="cam_softmax")(fc(features))
+    return keras.Model(model.input, [model.output, maps], name=f"{model.name}_cam")
+
+
+def save_class_activation_map(model, image_path, output_path, class_names, image_size=None,
+                              class_id=None, threshold=0.5, scale=8):
+    """Writes a PNG of an image beside its class activation map for ``class_id`` (default:
+    the predicted class), with the paper's box (``keras_drn.localization.box_from_map``)
+    drawn on the map when there is one. Returns ``(class_id, probability, box)``; the box is
+    in pixels of the (resized) image."""
+    from keras_drn.localization import box_from_map, heatmap_overlay
+    from keras_drn.visualize import save_png
+
+    image = _resized(image_path, image_size)
+    probabilities, maps = activation_map_model(model).predict_on_batch(image[None])
+    probabilities = np.asarray(keras.ops.convert_to_numpy(probabilities))[0]
+    maps = np.asarray(keras.ops.convert_to_numpy(maps))[0]
+    if class_id is None:
+        class_id = int(np.argmax(probabilities))
+    if not 0 <= class_id < len(class_names):
+        raise ValueError(f"class_id must be in [0, {len(class_names)}); received {class_id}.")
+    overlay = heatmap_overlay(image / 255.0, maps[..., class_id])
+    box = box_from_map(maps, class_id, threshold, image_size=image.shape[:2])
+    picture = Image.fromarray(np.concatenate(
+        [np.round(image).astype("uint8"), overlay], axis=1))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        offset = image.shape[1]
+        draw.rectangle([(x0 + offset) * scale, y0 * scale, (x1 + offset) * scale - 1,
+                        y1 * scale - 1], outline=(255, 255, 255), width=2)
+    draw.text((4, 4), f"{class_names[class_id]} {probabilities[class_id]:.2f}", fill="white")
+    save_png(np.asarray(picture), output_path)
+    return class_id, float(probabilities[class_id]), box

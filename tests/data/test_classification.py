@@ -1,0 +1,148 @@
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+tf = pytest.importorskip("tensorflow")
+
+from keras_drn.data import classification  # noqa: E402
+
+
+def _write_image(path, size=(20, 24), mode="RGB", value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = np.full((size[0], size[1], channels), value, "uint8").squeeze()
+    Image.fromarray(array, mode=mode).save(path)
+
+
+@pytest.fixture
+def class_folders(tmp_path):
+    """3 classes of 2 images each; sizes and modes differ; class k has pixel value 40 * k."""
+    root = tmp_path / "train"
+    for k, name in enumerate(["cat", "dog", "fox"]):
+        _write_image(root / name / "a.png", (20, 24), "RGB", 40 * k)
+        _write_image(root / name / ("b.jpg" if k == 1 else "b.png"), (30, 18),
+                     "L" if k == 1 else ("RGBA" if k == 2 else "RGB"), 40 * k)
+    return root
+
+
+def _examples(data):
+    return [(image.numpy(), int(label)) for image, label in data.dataset]
+
+
+def test_image_folder_reads_classes_in_sorted_order(class_folders):
+    data = classification.image_folder(class_folders)
+    assert data.class_names == ("cat", "dog", "fox") and data.num_classes == 3
+    assert data.size == 6 and data.skipped == ()
+    examples = _examples(data)
+    assert sorted(label for _, label in examples) == [0, 0, 1, 1, 2, 2]
+    for image, label in examples:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3
+        assert abs(int(image[0, 0, 0]) - 40 * label) <= 2  # jpeg rounding
+
+
+def test_corrupt_image_is_named_and_skipped_or_raises(class_folders):
+    bad = class_folders / "dog" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.warns(UserWarning, match="broken.png"):
+        data = classification.image_folder(class_folders)
+    assert data.size == 6 and data.skipped == (str(bad),)
+    with pytest.raises(ValueError, match="broken.png"):
+        classification.image_folder(class_folders, on_error="raise")
+
+
+def test_empty_class_folder_and_missing_folder_are_named(class_folders, tmp_path):
+    (class_folders / "emu").mkdir()
+    with pytest.raises(ValueError, match="'emu'.*holds no image files"):
+        classification.image_folder(class_folders)
+    with pytest.raises(ValueError, match="nowhere"):
+        classification.image_folder(tmp_path / "nowhere")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(ValueError, match="no class subfolders"):
+        classification.image_folder(tmp_path / "flat")
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as stream:
+        csv.writer(stream).writerows([["file", "species"], *rows])
+
+
+def test_csv_labels(class_folders, tmp_path):
+    table = tmp_path / "labels.csv"
+    _write_csv(table, [["cat/a", "cat"], ["dog/a", "dog"], ["fox/a", "fox"], ["cat/b", "cat"]])
+    data = classification.csv_labels(table, class_folders, extension=".png")
+    assert data.class_names == ("cat", "dog", "fox") and data.size == 4
+    assert [label for _, label in _examples(data)] == [0, 1, 2, 0]
+    fixed = classification.csv_labels(table, class_folders, class_names=["fox", "dog", "cat"],
+                                      extension=".png")
+    assert [label for _, label in _examples(fixed)] == [2, 1, 0, 2]
+
+
+def test_csv_unknown_label_and_missing_file_are_named(class_folders, tmp_path):
+    table = tmp_path / "labels.csv"
+    _write_csv(table, [["cat/a.png", "cat"], ["dog/a.png", "wolf"]])
+    with pytest.raises(ValueError, match=r"'wolf' \(line 3\)"):
+        classification.csv_labels(table, class_folders, class_names=["cat", "dog"])
+    _write_csv(table, [["cat/a.png", "cat"], ["cat/zzz.png", "cat"]])
+    with pytest.raises(ValueError, match="zzz.png"):
+        classification.csv_labels(table, class_folders)
+    with pytest.raises(ValueError, match="no column 'label'"):
+        classification.csv_labels(table, class_folders, label_column="label")
+
+
+def test_tfds_classification_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=5):
+        data = classification.tfds_classification("mnist", "train")
+        assert data.class_names == tuple(str(i) for i in range(10))
+        assert data.size == 5
+        image, label = next(iter(data.dataset))
+        assert image.shape == (28, 28, 3) and image.dtype == tf.uint8  # grayscale -> RGB
+        assert 0 <= int(label) < 10
+    with pytest.raises(ValueError, match="expected an image 'picture'"):
+        with tfds.testing.mock_data(num_examples=2):
+            classification.tfds_classification("mnist", "train", image_key="picture")
+
+
+def test_synthetic_classification_labels_the_object():
+    data = classification.synthetic_classification("val", count=6, size=16)
+    assert data.class_names == ("disk", "line", "square") and data.size == 6
+    examples = _examples(data)
+    assert all(image.shape == (16, 16, 3) and 0 <= label < 3 for image, label in examples)
+    other = classification.synthetic_classification("train", count=6, size=16)
+    assert not np.array_equal(examples[0][0], _examples(other)[0][0])  # disjoint seeds
+
+
+def test_train_val_split_is_seeded_and_disjoint():
+    data = classification.synthetic_classification("val", count=10, size=16)
+    train, val = classification.train_val_split(data, 0.3, seed=1)
+    assert (train.size, val.size) == (7, 3)
+    train_images = [image.tobytes() for image, _ in _examples(train)]
+    val_images = [image.tobytes() for image, _ in _examples(val)]
+    assert len(train_images) == 7 and len(val_images) == 3
+    assert not set(train_images) & set(val_images)
+    again = classification.train_val_split(data, 0.3, seed=1)[1]
+    assert [image.tobytes() for image, _ in _examples(again)] == val_images
+    other = classification.train_val_split(data, 0.3, seed=2)[1]
+    assert [image.tobytes() for image, _ in _examples(other)] != val_images
+    with pytest.raises(ValueError, match="val_fraction"):
+        classification.train_val_split(data, 1.5)
+
+
+def test_pipeline_shapes_and_ranges(class_folders):
+    data = classification.image_folder(class_folders)
+    train = classification.classification_pipeline(data, 4, training=True, image_size=12)
+    batches = list(train)
+    assert len(batches) == 1  # 6 examples, the partial batch is dropped
+    images, labels = batches[0]
+    assert images.shape == (4, 12, 12, 3) and images.dtype == tf.float32
+    assert labels.shape == (4,) and labels.dtype == tf.int32
+    assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
+    val = classification.classification_pipeline(data, 4, training=False, image_size=(10, 14))
+    shapes = [tuple(images.shape) for images, _ in val]
+    assert shapes == [(4, 10, 14, 3), (2, 10, 14, 3)]
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        classification.classification_pipeline(data, 8, training=True)
+    with pytest.raises(TypeError, match="ClassificationData"):
+        classification.classification_pipeline([1, 2], 2, training=False)

@@ -1,0 +1,170 @@
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("tensorflow")
+
+from keras_drn import classify  # noqa: E402
+
+CLASSES = ("blue", "green", "red")
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def _write_scene(path, colour, seed, size=16):
+    rng = np.random.default_rng(seed)
+    image = np.clip(np.array(colour) + rng.normal(0, 20, (size, size, 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image.astype("uint8")).save(path)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A classifier trained for one phase-1 epoch on a 3-class folder of 16x16 images."""
+    root = tmp_path_factory.mktemp("classify")
+    for k, name in enumerate(CLASSES):
+        for i in range(4):
+            _write_scene(root / "train" / name / f"{i}.png", COLOURS[name], 10 * k + i)
+    (root / "train" / "red" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    for i, name in enumerate(["red", "blue", "green"]):
+        _write_scene(root / "test" / f"t{i}.png", COLOURS[name], 100 + i)
+    keras.utils.set_random_seed(0)
+    with pytest.warns(UserWarning, match="corrupt.jpg"):
+        model, report = classify.train(
+            data=str(root / "train"), output_dir=str(root / "run"), image_size=16,
+            head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
+    return root, model, report
+
+
+def test_run_folder_holds_model_info_log_and_confusion_png(run):
+    root, model, report = run
+    out = root / "run"
+    for name in ("model.keras", "best.keras", "log.csv", "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "info.json").read_text())
+    assert info["task"] == "classification" and info["class_names"] == list(CLASSES)
+    assert info["image_size"] == 16 and info["backbone"] == "drn_d_22"
+    assert report.class_names == CLASSES and report.confusion.sum() == 3  # 12 * 0.25
+    assert Image.open(out / "confusion_matrix.png").mode == "RGB"
+    assert not list(out.glob("tmp*"))  # atomic writes leave no temporary files
+
+
+def test_frozen_phase_keeps_batchnorm_in_inference_mode(run):
+    _, model, _ = run
+    backbone = model.get_layer("backbone")
+    norms = [layer for layer in backbone._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms
+    for layer in norms:  # the random init's statistics, untouched by the phase-1 epoch
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), 0.0)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_variance), 1.0)
+    assert np.abs(keras.ops.convert_to_numpy(model.get_layer("fc").bias)).max() > 0
+
+
+def test_unfreezing_with_and_without_batchnorm(run):
+    _, model, _ = run
+    classify.set_backbone_trainable(model, False)
+    frozen = classify.count_trainable(model)
+    assert frozen == 512 * 3 + 3  # only fc
+    classify.set_backbone_trainable(model, True, train_bn=False)
+    no_bn = classify.count_trainable(model)
+    classify.set_backbone_trainable(model, True, train_bn=True)
+    with_bn = classify.count_trainable(model)
+    assert frozen < no_bn < with_bn
+    classify.set_backbone_trainable(model, False)
+
+
+def test_preprocessing_travels_with_the_model(run):
+    _, model, _ = run
+    raw = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    mean, std = np.array(classify.IMAGENET_MEAN), np.array(classify.IMAGENET_STD)
+    normalised = ((raw / 255.0 - mean) / std).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.get_layer("preprocessing")(raw)), normalised,
+        atol=1e-5)
+    # The same network without its first layer, fed the manually normalised images.
+    without = keras.Model(model.get_layer("preprocessing").output, model.output)
+    np.testing.assert_allclose(model.predict(raw, verbose=0),
+                               without.predict(normalised, verbose=0), atol=1e-5)
+
+
+def test_saved_model_round_trip_and_submission_csv(run):
+    root, model, _ = run
+    probabilities_csv = root / "probabilities.csv"
+    scores = classify.write_submission(model, root / "test", probabilities_csv, CLASSES, 16,
+                                       probabilities=True)
+    rows = list(csv.reader(probabilities_csv.open()))
+    assert rows[0] == ["id", *CLASSES] and [r[0] for r in rows[1:]] == ["t0", "t1", "t2"]
+    values = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(values, scores, atol=1e-5)
+    images = np.stack([np.asarray(Image.open(root / "test" / f"t{i}.png"), "float32")
+                       for i in range(3)])
+    flipped = classify.predict_probabilities(model, images[:, :, ::-1], tta=False)
+    plain = classify.predict_probabilities(model, images, tta=False)
+    np.testing.assert_allclose(scores, (plain + flipped) / 2, atol=1e-5)  # flip TTA
+
+    # The saved model.keras (loaded by predict, with info.json) gives the same numbers.
+    loaded_csv = root / "loaded.csv"
+    classify.predict(str(root / "run" / "model.keras"), str(root / "test"), str(loaded_csv),
+                     probabilities=True)
+    loaded = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(loaded_csv.open()))[1:]])
+    np.testing.assert_allclose(loaded, scores, atol=1e-5)
+
+    labels_csv = root / "labels.csv"
+    classify.write_submission(model, root / "test", labels_csv, CLASSES, 16)
+    rows = list(csv.reader(labels_csv.open()))
+    assert rows[0] == ["id", "label"] and [r[0] for r in rows[1:]] == ["t0", "t1", "t2"]
+    assert [r[1] for r in rows[1:]] == [CLASSES[k] for k in np.argmax(scores, -1)]
+
+
+def test_class_activation_map_png(run, tmp_path):
+    root, model, _ = run
+    output = tmp_path / "cam.png"
+    class_id, probability, box = classify.save_class_activation_map(
+        model, root / "test" / "t0.png", output, CLASSES, image_size=16, scale=2)
+    assert 0 <= class_id < 3 and 0 <= probability <= 1
+    assert box is None or all(0 <= v <= 16 for v in box)
+    assert Image.open(output).size == (2 * 32, 2 * 16)  # image | map, 2x
+    cam = classify.activation_map_model(model)
+    assert cam.output_shape == [(None, 3), (None, None, None, 3)]
+
+
+def test_bad_test_folders_raise_naming_the_problem(run, tmp_path):
+    _, model, _ = run
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="test folder .*empty.* holds no image files"):
+        classify.write_submission(model, tmp_path / "empty", tmp_path / "s.csv", CLASSES, 16)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="x.png"):
+        classify.write_submission(model, tmp_path / "bad", tmp_path / "s.csv", CLASSES, 16)
+    assert not (tmp_path / "s.csv").exists()
+    with pytest.raises(ValueError, match="Unknown data"):
+        classify.load_data("no/such/thing")
+
+
+def test_report_and_confusion_png(tmp_path):
+    confusion = np.array([[3, 1, 0], [0, 2, 0], [1, 0, 0]])
+    report = classify.ClassificationReport(confusion, ("a", "b", "c"))
+    assert report.accuracy == pytest.approx(5 / 7)
+    np.testing.assert_allclose(report.precision, [3 / 4, 2 / 3, np.nan])
+    np.testing.assert_allclose(report.recall, [3 / 4, 1.0, 0.0])
+    assert "accuracy" in report.table and "71.43" in report.table
+    path = classify.save_confusion_matrix(confusion, ("a", "b", "c"), tmp_path / "cm.png")
+    picture = np.asarray(Image.open(path))
+    assert picture.shape[0] > 3 * 48 and picture.shape[1] > 3 * 48
+
+
+def test_mixed_precision_classifier_keeps_float32_probabilities():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = classify.build_classifier(2, "drn_d_22")
+    assert model.get_layer("fc").compute_dtype == "bfloat16"
+    assert keras.backend.standardize_dtype(model.output.dtype) == "float32"
+    with pytest.raises(ValueError, match="num_classes"):
+        classify.build_classifier(1)
+    with pytest.raises(ValueError, match="Unknown backbone"):
+        classify.build_classifier(3, "resnet50")

@@ -208,6 +208,7 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
     info = {"task": "classification", "num_classes": train_data.num_classes,
             "class_names": list(train_data.class_names), "image_size": image_size,
             "backbone": backbone, "backbone_weights": backbone_weights, "data": data,
+            "val_fraction": val_fraction, "seed": seed,
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             "dtype_policy": keras.config.dtype_policy().name}
     _write_json(info, os.path.join(output_dir, "info.json"))
@@ -307,6 +308,43 @@ def evaluate_classifier(model, dataset, class_names, tta=True):
     confusion = confusion_matrix(np.concatenate(labels), np.concatenate(predictions),
                                  len(class_names))
     return ClassificationReport(confusion, tuple(class_names))
+
+
+def evaluate(model_path, data, split="val", tta=False, consistency=False, max_shift=8,
+             info_path=None, image_dir=None, val_fraction=None, seed=None, batch_size=32):
+    """Scores a saved classification run on ``split`` (``"train"`` or ``"val"``) of ``data``
+    (see ``DATA_HELP``), split as in training (``val_fraction`` and ``seed`` default to the
+    run's, from its ``info.json``).
+
+    Images are fed raw (0-255), as the model normalises them itself; the image size and class
+    names come from the run's ``info.json``. Returns ``(report, shift)``: a
+    ``ClassificationReport`` and, with ``consistency``, the top-1 shift consistency
+    (``keras_drn.consistency.classification_consistency``, random shifts up to
+    ``max_shift`` pixels), else ``None``.
+    """
+    from keras_drn import data as data_lib
+    from keras_drn.consistency import classification_consistency
+
+    info = read_info(model_path, info_path)
+    val_fraction = info.get("val_fraction", 0.2) if val_fraction is None else val_fraction
+    seed = info.get("seed", 0) if seed is None else seed
+    model = load_classifier(model_path)
+    splits = dict(zip(("train", "val"), load_data(data, val_fraction, image_dir,
+                                                  info["image_size"], seed)))
+    if split not in splits:
+        raise ValueError(f"split must be 'train' or 'val' for a classifier; received {split!r}.")
+    source = splits[split]
+    if tuple(source.class_names) != tuple(info["class_names"]):
+        raise ValueError(f"{data!r} has classes {list(source.class_names)}, the model "
+                         f"{info['class_names']}: evaluate on data with the model's classes.")
+    dataset = data_lib.classification_pipeline(source, batch_size, training=False,
+                                               image_size=info["image_size"], cache=True)
+    report = evaluate_classifier(model, dataset, info["class_names"], tta=tta)
+    shift = None
+    if consistency:
+        shift = classification_consistency(model, dataset, max_shift=max_shift, seed=seed,
+                                           batch_size=batch_size)
+    return report, shift
 
 
 def save_confusion_matrix(confusion, class_names, path, cell=48):

@@ -116,8 +116,17 @@ def _train_classifier(args):
 
 
 def _evaluate(args):
-    from keras_drn import segment
+    from keras_drn import classify, segment
 
+    if classify.is_classifier_run(args.model, args.info):
+        report, shift = classify.evaluate(args.model, args.data, split=args.split, tta=args.flip,
+                                          consistency=args.consistency,
+                                          max_shift=args.max_shift, info_path=args.info,
+                                          image_dir=args.image_dir)
+        print(f"{args.split} scores of {args.model} (flip {args.flip}):\n{report.table}")
+        if shift is not None:
+            print(f"{args.split} {shift}")
+        return 0
     result = segment.evaluate(args.model, args.data, split=args.split, scales=args.scales,
                               flip=args.flip, info_path=args.info, size=args.size,
                               seed=args.seed, consistency=args.consistency,
@@ -227,11 +236,14 @@ def _add_segmentation_commands(commands):
                    "0.5,0.75,1,1.25,1.5,1.75)")
     info_help = "the run's info.json (default: beside the model)"
     evaluate = commands.add_parser(
-        "evaluate", help="score a trained segmenter: IoU per class and mIoU",
+        "evaluate", help="score a trained model: IoU per class and mIoU, or a classifier "
+        "run's accuracy and per-class precision/recall",
         description="Scores a model saved by keras-drn train on a labelled split, with the "
-        "reference's single- or multi-scale protocol; pixels labelled 255 are ignored. With "
-        "--consistency, also how stable its predictions are under small input shifts (for "
-        "a classifier, only that).",
+        "reference's single- or multi-scale protocol; pixels labelled 255 are ignored. A "
+        "classification run (its info.json says so) gets accuracy and per-class precision and "
+        "recall on the same train/val split as in training (--flip: flip test-time "
+        "augmentation). With --consistency, also how stable the predictions are under small "
+        "input shifts (for any other classifier, only that).",
     )
     evaluate.add_argument("model", help="model.keras or best.keras of a run")
     evaluate.add_argument("--data", default="synthetic", help=f"data: {DATA_HELP}")
@@ -248,6 +260,8 @@ def _add_segmentation_commands(commands):
                           "get no IoU), how often two random shifts give the same top-1 class")
     evaluate.add_argument("--max-shift", type=int, default=8,
                           help="largest shift in pixels for --consistency (default 8)")
+    evaluate.add_argument("--image-dir", help="classification: folder of the images a CSV "
+                          "lists")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(

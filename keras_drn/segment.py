@@ -205,6 +205,12 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
                          "IoU needs a segmenter; ask for its shift consistency instead "
                          "(consistency=True, keras-drn evaluate --consistency).")
     info_file = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
+    from keras_drn.classify import is_classifier_run
+
+    if is_classifier_run(model_path, info_path):
+        raise ValueError(f"{model_path} is a classification run (it normalises raw images "
+                         "itself): score it with keras_drn.classify.evaluate, which "
+                         "keras-drn evaluate calls for such runs.")
     info = read_info(model_path, info_path) if not classifier or info_file.is_file() else None
     num_classes = None if info is None or classifier else info["num_classes"]
     source = load_data(data, split, num_classes, size, seed)

@@ -121,6 +121,20 @@ def test_saved_model_round_trip_and_submission_csv(run):
     assert [r[1] for r in rows[1:]] == [CLASSES[k] for k in np.argmax(scores, -1)]
 
 
+def test_cli_evaluate_scores_the_run_on_its_validation_split(run, capsys):
+    from keras_drn import cli
+
+    root, _, report = run
+    model = str(root / "run" / "model.keras")
+    assert cli.main(["evaluate", model, "--data", str(root / "train"), "--flip",
+                     "--consistency", "--max-shift", "4"]) == 0
+    out = capsys.readouterr().out
+    assert report.table in out  # the same 3 validation images, the same flip TTA scores
+    assert "val top-1 shift consistency" in out and "(3 images, random shifts up to 4" in out
+    with pytest.raises(ValueError, match="classes"):
+        cli.main(["evaluate", model, "--data", "synthetic"])  # disk/line/square
+
+
 def test_class_activation_map_png(run, tmp_path):
     root, model, _ = run
     output = tmp_path / "cam.png"

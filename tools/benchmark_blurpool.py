@@ -12,8 +12,10 @@ full-resolution filtered map and then takes every ``s``-th row and column). Both
 inference mode (BatchNormalization with moving statistics, where the two are equal; in
 training mode the strided layer's batch statistics come from the kept positions only). A step
 is the forward pass and the gradients of ``sum(output * cotangent)`` with respect to the input
-and every weight, compiled (``tf.function(jit_compile=True)``, ``jax.jit``) except on torch,
-which runs eagerly. Timing alternates the two methods over ``--rounds`` rounds of ``--steps``
+and every weight, compiled (``tf.function(jit_compile=True)``, or without XLA with
+``--no-jit``; ``jax.jit``) except on torch, which runs eagerly. XLA on TensorFlow narrows the
+gap: it can push the final subsampling back through the element-wise work of the
+full-resolution method. Timing alternates the two methods over ``--rounds`` rounds of ``--steps``
 steps; the speed-up is the ratio of median step times.
 """
 
@@ -24,7 +26,7 @@ import sys
 import time
 
 
-def _step_function(layer, subsample, strides):
+def _step_function(layer, subsample, strides, jit=True):
     """Returns ``step(x, cotangent) -> (output, input gradient, weight gradients)``."""
     import keras
 
@@ -37,7 +39,7 @@ def _step_function(layer, subsample, strides):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=jit)
         def step(x, cotangent):
             with tf.GradientTape() as tape:
                 tape.watch(x)
@@ -93,7 +95,7 @@ def _time(step, x, cotangent, steps):
 
 
 def run(shape=(8, 112, 112, 64), kernel_size=3, groups=8, strides=2, steps=5, rounds=5,
-        warmup=2, seed=0):
+        warmup=2, seed=0, jit=True):
     """Returns a dict: step seconds of both methods, the speed-up and the largest output and
     gradient differences."""
     import keras
@@ -116,8 +118,8 @@ def run(shape=(8, 112, 112, 64), kernel_size=3, groups=8, strides=2, steps=5, ro
     strided.bn.moving_mean.assign(rng.standard_normal(taps).astype("float32") * 0.1)
     strided.bn.moving_variance.assign(rng.uniform(0.5, 2.0, taps).astype("float32"))
     full.set_weights(strided.get_weights())
-    methods = {"strided": _step_function(strided, False, strides),
-               "full_then_subsample": _step_function(full, True, strides)}
+    methods = {"strided": _step_function(strided, False, strides, jit),
+               "full_then_subsample": _step_function(full, True, strides, jit)}
     results = {name: [_to_numpy(v) for v in _flatten(step(x, cotangent))]
                for name, step in methods.items()}
     differences = [float(np.max(np.abs(a - b))) if a.size else 0.0
@@ -136,6 +138,7 @@ def run(shape=(8, 112, 112, 64), kernel_size=3, groups=8, strides=2, steps=5, ro
         "kernel_size": kernel_size,
         "groups": groups,
         "strides": strides,
+        "jit": jit,
         "strided_s": seconds["strided"],
         "full_then_subsample_s": seconds["full_then_subsample"],
         "speedup": seconds["full_then_subsample"] / seconds["strided"],
@@ -160,6 +163,9 @@ def build_parser():
     parser.add_argument("--strides", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-jit", action="store_true",
+                        help="TensorFlow: a plain tf.function, Keras's default on CPUs, instead "
+                        "of XLA (JAX always compiles, torch always runs eagerly)")
     return parser
 
 
@@ -168,9 +174,11 @@ def main(argv=None):
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
     r = run(tuple(args.shape), args.kernel_size, args.groups, args.strides, args.steps,
-            args.rounds)
+            args.rounds, jit=not args.no_jit)
     print(f"AdaptiveBlurPool k={r['kernel_size']} groups={r['groups']} stride={r['strides']} "
-          f"on {tuple(r['shape'])}, backend {r['backend']}, forward + backward:")
+          f"on {tuple(r['shape'])}, backend {r['backend']}"
+          + (", XLA" if r["jit"] and r["backend"] == "tensorflow" else "")
+          + ", forward + backward:")
     print(f"  full resolution, then subsample (reference): {r['full_then_subsample_s'] * 1e3:8.1f}"
           f" ms/step")
     print(f"  strided (keras_drn):                         {r['strided_s'] * 1e3:8.1f} ms/step")

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_drn.data.sources import _read_image
 from keras_drn.data.synthetic import CLASS_NAMES as SCENE_CLASS_NAMES
 from keras_drn.data.synthetic import make_scenes
 
@@ -94,12 +95,8 @@ class ClassificationData:
 
 
 def _read_rgb(path):
-    path = path.decode() if isinstance(path, bytes) else path
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ValueError(f"Cannot read image {path!r}: {error}") from None
+    """``sources._read_image`` for a path that ``tf.numpy_function`` hands over as bytes."""
+    return _read_image(path.decode() if isinstance(path, bytes) else path)
 
 
 def _decode_file(path, label):

@@ -116,8 +116,8 @@ def _read_image(path):
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read image {path!r}: {error}") from None
+    except (OSError, ValueError, SyntaxError) as error:  # PIL raises SyntaxError for some
+        raise ValueError(f"Cannot read image {path!r}: {error}") from None  # broken files
 
 
 def _read_mask(path, num_classes):

@@ -4,6 +4,7 @@ from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeLike
 from keras_drn.layers.blur_pool import BlurPool
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
+from keras_drn.layers.dilated_conv import DilatedConv2D
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
@@ -14,6 +15,7 @@ __all__ = [
     "BilinearUpsampling",
     "BlurPool",
     "BoundaryRefinement",
+    "DilatedConv2D",
     "DilatedResidualBlock",
     "GlobalContext",
     "GlobalConvBlock",

@@ -10,6 +10,7 @@ from keras import layers, ops
 
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.blur_pool import BlurPool
+from keras_drn.layers.dilated_conv import DilatedConv2D
 from keras_drn.layers.initializers import reference_conv_initializer
 
 BLOCKS = {"basic": 1, "bottleneck": 4}  # block kind -> channel expansion
@@ -138,7 +139,7 @@ class DilatedResidualBlock(layers.Layer):
         self._conv_stride = 1 if self._blurred else strides
 
     def _conv(self, filters, kernel_size, name, strides=1, dilation=1):
-        return layers.Conv2D(
+        return DilatedConv2D(
             filters,
             kernel_size,
             strides=strides,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from keras_drn.layers.dilated_conv import DilatedConv2D
 from keras_drn.layers.dilated_residual import (
     ANTI_ALIAS,
     DilatedResidualBlock,
@@ -77,7 +78,7 @@ def _bn(name):
 
 
 def _conv(filters, kernel_size, name, strides=1, dilation=1):
-    return layers.Conv2D(
+    return DilatedConv2D(
         filters,
         kernel_size,
         strides=strides,

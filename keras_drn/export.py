@@ -14,9 +14,11 @@ exported by a ``KERAS_BACKEND=tensorflow`` subprocess, then verified against the
 model in the calling process: the artifacts are the same whichever backend trained the model.
 
 Mobile graphs: LiteRT models are converted with builtin ops only (no Flex ops, no
-SELECT_TF_OPS) and a static batch of 1 with a static height and width. TensorFlow lowers a
-dilated convolution to SPACE_TO_BATCH_ND -> CONV_2D -> BATCH_TO_SPACE_ND; the converter folds
-that chain back into one dilated CONV_2D only when every shape is static (keras issue 17450).
+SELECT_TF_OPS) and a static batch of 1 with a static height and width. keras_drn's models
+write each dilated convolution as one dilated Conv2D (``keras_drn.layers.DilatedConv2D``); a
+plain ``keras.layers.Conv2D`` lowers it to SPACE_TO_BATCH_ND -> CONV_2D -> BATCH_TO_SPACE_ND,
+which the converter folds back into one dilated CONV_2D only when every shape is static
+(keras issue 17450): the static shape keeps such layers in custom heads mobile-friendly too.
 """
 
 import argparse
@@ -554,6 +556,7 @@ def _write_with_tensorflow(model, path, job, calibration):
     else:
         float_path = path if job.quantize is None else f"{path}.float32.onnx"
         served.export(float_path, format="onnx", input_signature=signature, verbose=False)
+        _explicit_dilated_padding(float_path)
         if job.quantize is not None:
             # onnxruntime's quantisation tools drop debugging files (a failed symbolic shape
             # inference, its external data) into the working directory: make it the staging
@@ -586,6 +589,38 @@ def _litert_options(tf, quantize, calibration):
 
         options["representative_dataset"] = representative_dataset
     return options
+
+
+def _explicit_dilated_padding(path):
+    """Writes out the padding of dilated stride-1 ``Conv(auto_pad="SAME_*")`` nodes.
+
+    tf2onnx keeps TensorFlow's "SAME" of a convolution whose input size is unknown as
+    ``auto_pad``, which onnxruntime refuses with a dilation ("Dilation not supported for
+    AutoPadType::SAME_UPPER"). At stride 1 "SAME" pads ``dilation * (kernel - 1)`` in all,
+    whatever the input size, so the pads are known and the node is rewritten in place.
+    """
+    import onnx
+
+    model = onnx.load(path)
+    changed = False
+    for node in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("auto_pad", b"NOTSET")
+        dilations = attrs.get("dilations", [1])
+        if (node.op_type != "Conv" or mode not in (b"SAME_UPPER", b"SAME_LOWER")
+                or any(s != 1 for s in attrs.get("strides", [1])) or max(dilations) == 1
+                or "kernel_shape" not in attrs):
+            continue
+        totals = [d * (k - 1) for d, k in zip(dilations, attrs["kernel_shape"])]
+        small = [t // 2 for t in totals]
+        begins = small if mode == b"SAME_UPPER" else [t - h for t, h in zip(totals, small)]
+        ends = [t - b for t, b in zip(totals, begins)]
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(kept + [onnx.helper.make_attribute("pads", begins + ends)])
+        changed = True
+    if changed:
+        onnx.save(model, path)
 
 
 def _quantize_onnx(source, destination, quantize, calibration, static):

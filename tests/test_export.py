@@ -29,7 +29,8 @@ def needs(*modules):
 def tiny_segmenter(classes=3, size=None):
     """A 2-conv model with one dilated conv: fast to export, same code paths as a DRN."""
     inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, padding="same", dilation_rate=2, activation="relu")(inputs)
+    x = keras_drn.layers.DilatedConv2D(8, 3, padding="same", dilation_rate=2, activation="relu")(
+        inputs)
     return keras.Model(inputs, keras.layers.Conv2D(classes, 1)(x))
 
 
@@ -256,6 +257,29 @@ def test_onnx_keeps_dilation_in_conv_and_matches_keras(tmp_path):
     x = np.random.default_rng(3).normal(size=(3, 32, 32, 3)).astype("float32")
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, keras_outputs(model, x), atol=1e-4)
+
+
+def test_onnx_any_size_dilated_conv_runs_in_onnxruntime(tmp_path):
+    """A dilated "SAME" conv of unknown size comes out of tf2onnx as auto_pad=SAME_UPPER,
+    which onnxruntime refuses: the export writes its pads out."""
+    needs("tensorflow", "tf2onnx", "onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import onnx
+
+    model = tiny_segmenter()
+    path = tmp_path / "tiny.onnx"
+    report = export(model, path, format="onnx", verbose=False)
+    assert report.passed and report.input_shape == (None, None, None, 3)
+    convs = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    assert not [n for n in convs for a in n.attribute
+                if a.name == "auto_pad" and a.s.startswith(b"SAME")
+                and max(onnx.helper.get_attribute_value(
+                    next(b for b in n.attribute if b.name == "dilations"))) > 1]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 24, 40, 3), (2, 33, 17, 3)]:
+        x = np.random.default_rng(3).normal(size=shape).astype("float32")
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, keras_outputs(model, x), atol=1e-4)
 
 
 # === Command line and the TensorFlow subprocess ===

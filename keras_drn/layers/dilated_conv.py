@@ -6,7 +6,9 @@ every dilated convolution into ``SpaceToBatchND -> Conv2D -> BatchToSpaceND``: o
 costs 20-25% of a dilated layer's forward time and ~10% of its backward (measured with
 ``tools/benchmark.py``; DRN-D-22 classification was 0.89x the reference PyTorch code because
 of it). ``tf.nn.conv2d`` takes the dilation natively (oneDNN on CPU, cuDNN on GPU), so this
-layer calls it directly. JAX and PyTorch already dilate natively and use Keras' path.
+layer calls it directly (the fix proposed in keras-team/keras#17510, not merged; the slowness
+is tensorflow/tensorflow#37883). It also gives LiteRT one dilated CONV_2D at any input size
+(keras-team/keras#17450). JAX and PyTorch already dilate natively and use Keras' path.
 
 TensorFlow's CPU kernels cannot compute the gradient of a natively dilated convolution without
 oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``, some ARM builds), nor in float16 even with it; a one-off

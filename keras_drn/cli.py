@@ -26,16 +26,14 @@ def _demo(args):
     import numpy as np
 
     import keras_drn
-    from keras_drn.data import CLASS_NAMES, make_scenes
-    from keras_drn.evaluation import confusion_matrix, iou_table, segmentation_miou
+    from keras_drn.data import CLASS_NAMES, normalized_scene_split
+    from keras_drn.evaluation import confusion_matrix, iou_table
+    from keras_drn.training import compile_segmenter, poly_schedule
     from keras_drn.visualize import comparison_grid, save_png
 
     keras.utils.set_random_seed(args.seed)
-    images, masks, _ = make_scenes(args.train + args.val, size=args.size, seed=args.seed)
-    mean, std = images[: args.train].mean(axis=(0, 1, 2)), images[: args.train].std(axis=(0, 1, 2))
-    inputs = (images - mean) / std  # normalise with the training set's statistics
-    x_train, y_train = inputs[: args.train], masks[: args.train]
-    x_val, y_val = inputs[args.train :], masks[args.train :]
+    x_train, y_train, x_val, y_val, (mean, std) = normalized_scene_split(
+        args.train, args.val, size=args.size, seed=args.seed)
     classes = len(CLASS_NAMES)
     model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, head=args.head)
     print(
@@ -44,12 +42,9 @@ def _demo(args):
         f"(classes: {', '.join(CLASS_NAMES)})."
     )
     steps = args.epochs * -(-args.train // args.batch_size)
-    schedule = keras.optimizers.schedules.PolynomialDecay(args.learning_rate, steps, power=0.9)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
-        metrics=[segmentation_miou(classes)],
-    )
+    optimizer = keras.optimizers.AdamW(poly_schedule(args.learning_rate, steps),
+                                       weight_decay=1e-4)
+    compile_segmenter(model, classes, optimizer=optimizer)
     start = time.time()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
               validation_data=(x_val, y_val), verbose=2)
@@ -57,7 +52,7 @@ def _demo(args):
     predictions = np.argmax(model.predict(x_val, batch_size=args.batch_size, verbose=0), -1)
     print(f"validation IoU (%) after {elapsed:.0f} s of training:")
     print(iou_table(confusion_matrix(y_val, predictions, classes), CLASS_NAMES))
-    grid = comparison_grid(images[args.train :][:6], y_val[:6], predictions[:6], classes)
+    grid = comparison_grid(x_val[:6] * std + mean, y_val[:6], predictions[:6], classes)
     save_png(grid, args.output)
     print(f"wrote {args.output} (image | ground truth | prediction)")
     return 0

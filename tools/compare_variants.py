@@ -26,8 +26,9 @@ import numpy as np
 
 import keras_drn
 from keras_drn.consistency import segmentation_consistency
-from keras_drn.data import CLASS_NAMES, make_scenes
+from keras_drn.data import CLASS_NAMES, normalized_scene_split
 from keras_drn.evaluation import confusion_matrix, iou_per_class
+from keras_drn.training import compile_segmenter, poly_schedule
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import activation_maps  # noqa: E402  (tools/activation_maps.py, beside this file)
@@ -48,16 +49,6 @@ class _EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def make_data(train, val, size, seed):
-    """Training and validation scenes from one seed, normalised with the training
-    statistics: ``(x_train, y_train, x_val, y_val, (mean, std))``."""
-    images, masks, _ = make_scenes(train + val, size=size, seed=seed)
-    mean = images[:train].mean(axis=(0, 1, 2))
-    std = images[:train].std(axis=(0, 1, 2))
-    inputs = (images - mean) / std
-    return inputs[:train], masks[:train], inputs[train:], masks[train:], (mean, std)
-
-
 def train_one(backbone, anti_alias, data, epochs, batch_size, learning_rate, head, seed,
               shifts):
     """Trains one segmenter and measures it; returns ``(model, row)``."""
@@ -66,11 +57,8 @@ def train_one(backbone, anti_alias, data, epochs, batch_size, learning_rate, hea
     model = keras_drn.DRNSegmenter(backbone, num_classes=len(CLASS_NAMES), head=head,
                                    anti_alias=None if anti_alias == "none" else anti_alias)
     steps = epochs * -(-len(x_train) // batch_size)
-    schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, power=0.9)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
-    )
+    optimizer = keras.optimizers.AdamW(poly_schedule(learning_rate, steps), weight_decay=1e-4)
+    compile_segmenter(model, len(CLASS_NAMES), optimizer=optimizer)
     timer = _EpochTimer()
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
@@ -156,7 +144,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "figure")}
     settings["backend"] = keras.backend.backend()
-    data = make_data(args.train, args.val, args.size, args.seed)
+    data = normalized_scene_split(args.train, args.val, args.size, args.seed)
     print(f"{args.train} training and {args.val} validation scenes of {args.size}x{args.size}, "
           f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, backend "
           f"{settings['backend']}", flush=True)

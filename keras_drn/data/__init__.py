@@ -20,7 +20,7 @@ Typical use::
 
 import importlib
 
-from keras_drn.data.synthetic import CLASS_NAMES, make_scenes
+from keras_drn.data.synthetic import CLASS_NAMES, make_scenes, normalized_scene_split
 
 _LAZY = {
     "CITYSCAPES_CLASS_NAMES": "sources",
@@ -51,7 +51,7 @@ _LAZY = {
     "train_val_split": "classification",
 }
 
-__all__ = ["CLASS_NAMES", "make_scenes", *sorted(_LAZY)]
+__all__ = ["CLASS_NAMES", "make_scenes", "normalized_scene_split", *sorted(_LAZY)]
 
 
 def __getattr__(name):

@@ -64,3 +64,19 @@ def make_scenes(count, size=64, seed=0):
         images[i] = image
         masks[i][mask] = kind
     return images, masks, (labels - 1).astype("int32")
+
+
+def normalized_scene_split(train, val, size=64, seed=0):
+    """``train + val`` scenes from one seed, split in that order and normalised per channel
+    with the training scenes' mean and standard deviation (the recipe of ``keras-drn demo``
+    and ``tools/compare_variants.py``).
+
+    Returns:
+        ``(x_train, y_train, x_val, y_val, (mean, std))``: float32 images ``(n, size, size,
+        3)``, uint8 masks ``(n, size, size)``; ``x * std + mean`` gives the [0, 1] images back.
+    """
+    images, masks, _ = make_scenes(train + val, size=size, seed=seed)
+    mean = images[:train].mean(axis=(0, 1, 2))
+    std = images[:train].std(axis=(0, 1, 2))
+    inputs = (images - mean) / std
+    return inputs[:train], masks[:train], inputs[train:], masks[train:], (mean, std)

@@ -58,6 +58,7 @@ class DilatedConv2D(layers.Conv2D):
             keras.backend.backend() == "tensorflow"
             and max(self.dilation_rate) > 1
             and self.data_format == "channels_last"
+            and self.groups == 1  # Keras compiles grouped convs with XLA on CPU: keep that
             and native_dilation_supported(keras.backend.standardize_dtype(inputs.dtype))
         ):
             import tensorflow as tf

@@ -23,10 +23,11 @@ def test_standard_checks(dilation, tmp_path):
         {"kernel_size": 3, "padding": "valid", "dilation_rate": 4},
         {"kernel_size": (3, 1), "padding": "same", "dilation_rate": (2, 3), "use_bias": True},
         {"kernel_size": 3, "padding": "valid", "strides": 2},
+        {"kernel_size": 3, "padding": "same", "dilation_rate": 2, "groups": 2},
     ],
 )
 def test_same_outputs_and_gradients_as_keras_conv2d(kwargs):
-    x = random_input((2, 13, 10, 3))
+    x = random_input((2, 13, 10, 4))
     ours, plain = DilatedConv2D(4, **kwargs), keras.layers.Conv2D(4, **kwargs)
     ours.build(x.shape)
     plain.build(x.shape)

@@ -28,7 +28,7 @@ import keras_drn
 from keras_drn.consistency import segmentation_consistency
 from keras_drn.data import CLASS_NAMES, normalized_scene_split
 from keras_drn.evaluation import confusion_matrix, iou_per_class
-from keras_drn.training import compile_segmenter, poly_schedule
+from keras_drn.training import compile_segmenter
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import activation_maps  # noqa: E402  (tools/activation_maps.py, beside this file)
@@ -57,7 +57,8 @@ def train_one(backbone, anti_alias, data, epochs, batch_size, learning_rate, hea
     model = keras_drn.DRNSegmenter(backbone, num_classes=len(CLASS_NAMES), head=head,
                                    anti_alias=None if anti_alias == "none" else anti_alias)
     steps = epochs * -(-len(x_train) // batch_size)
-    optimizer = keras.optimizers.AdamW(poly_schedule(learning_rate, steps), weight_decay=1e-4)
+    schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, power=0.9)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)  # keras-drn demo's recipe
     compile_segmenter(model, len(CLASS_NAMES), optimizer=optimizer)
     timer = _EpochTimer()
     start = time.perf_counter()

@@ -250,7 +250,10 @@ def build_drn(
         x = layers.GlobalAveragePooling2D(name="avgpool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="maxpool")(x)
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
+    source = inputs
+    if input_tensor is not None:
+        sources = keras.utils.get_source_inputs(inputs)
+        source = sources[0] if len(sources) == 1 else sources
     model = keras.Model(source, x, name=name or variant)
     if weights is not None:
         load_weights(model, weights, variant)

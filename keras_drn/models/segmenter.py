@@ -16,6 +16,7 @@ from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
 from keras_drn.models.drn import VARIANTS, build_drn
+from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 from keras_drn.weights.loading import load_weights
 
 HEADS = ("drn", "gcn")
@@ -78,6 +79,7 @@ def DRNSegmenter(
     upsampling="deconv",
     input_shape=(None, None, 3),
     gcn_kernel_size=15,
+    preprocessing=None,
     name=None,
 ):
     """Builds a semantic segmentation model on a DRN backbone.
@@ -99,6 +101,11 @@ def DRNSegmenter(
             head "gcn": learned x2 transposed convs) or ``"bilinear"`` (resizing).
         input_shape: ``(height, width, 3)``, default any size.
         gcn_kernel_size: GCN kernel size (paper default 15).
+        preprocessing: ``None`` (inputs are already normalised, as in the reference),
+            ``"imagenet"`` or ``(mean, std)`` of 0-1 RGB: the model then takes raw 0-255 RGB
+            and its first layer, ``preprocessing`` (``keras.layers.Normalization``), computes
+            ``(x / 255 - mean) / std``; the statistics are saved in the ``.keras`` file
+            (``keras_drn.models.preprocessing.preprocessing_of(model)`` reads them back).
         name: model name (default ``"<backbone>_<head>_segmenter"``).
 
     Returns:
@@ -114,9 +121,14 @@ def DRNSegmenter(
     _check("upsampling", upsampling, UPSAMPLINGS)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int; received {num_classes!r}.")
+    statistics = resolve_statistics(preprocessing)
+    input_tensor = None
+    if statistics is not None:
+        image = keras.Input(tuple(input_shape), name="image")
+        input_tensor = normalization_layer(*statistics)(image)
     base = build_drn(
         key, include_top=False, weights=backbone_weights, input_shape=input_shape,
-        anti_alias=anti_alias,
+        input_tensor=input_tensor, anti_alias=anti_alias,
     )
     inputs = base.input
     spec = VARIANTS[key]

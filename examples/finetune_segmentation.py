@@ -17,13 +17,12 @@ val split and exported to a verified SavedModel (TensorFlow backend; elsewhere a
 """
 
 import argparse
-import json
-import os
 
 import keras
 import numpy as np
 
 import keras_drn
+from keras_drn import atomic, runs
 from keras_drn import data as data_lib
 from keras_drn.evaluation import evaluate_segmenter
 from keras_drn.segment import load_data
@@ -86,8 +85,10 @@ def main(argv=None):
     val = data_lib.segmentation_pipeline(val_data, args.batch_size if crop else 1,
                                          training=False)
     weights = None if args.backbone_weights == "none" else args.backbone_weights
+    # Raw 0-255 RGB in: the model carries the data's normalisation (as the reference's info.json).
     model = keras_drn.DRNSegmenter(args.backbone, num_classes=train_data.num_classes,
-                                   head=args.head, backbone_weights=weights)
+                                   head=args.head, backbone_weights=weights,
+                                   preprocessing=(train_data.mean, train_data.std))
     steps = train_data.size // args.batch_size
 
     set_backbone_trainable(model, args.backbone, False)
@@ -107,18 +108,23 @@ def main(argv=None):
     report = evaluate_segmenter(model, val, train_data.num_classes,
                                 class_names=train_data.class_names)
     print(f"validation IoU (%):\n{report.table}")
-    os.makedirs(args.output_dir, exist_ok=True)
-    model.save(os.path.join(args.output_dir, "model.keras"))
-    with open(os.path.join(args.output_dir, "info.json"), "w") as stream:
-        json.dump({"num_classes": train_data.num_classes,
-                   "class_names": list(train_data.class_names),
-                   "mean": list(train_data.mean), "std": list(train_data.std)}, stream)
+    run = runs.RunFolder(args.output_dir)
+    with run.lock():
+        info = run.start({
+            "task": "segmentation", "data": args.data, "num_classes": train_data.num_classes,
+            "class_names": list(train_data.class_names),
+            "size": args.size if args.data == "synthetic" else None, "crop_size": crop,
+            "seed": args.seed, "backbone": args.backbone, "head": args.head, "context": None,
+            "anti_alias": None, "upsampling": "deconv", "backbone_weights": weights,
+            "mean": list(train_data.mean), "std": list(train_data.std),
+            "epochs": args.head_epochs + args.epochs}, overwrite=True)
+        atomic.write_atomically(run.model_path, model.save, "run")
+        run.finish(dict(info, epochs_done=info["epochs"]), val_miou=report.miou)
     if keras.backend.backend() == "tensorflow":
         from keras_drn.export import export
 
-        export(model, os.path.join(args.output_dir, "saved_model"), mean=train_data.mean,
-               std=train_data.std, overwrite=True)
-    print(f"wrote {args.output_dir}/model.keras and info.json (keras-drn predict uses them)")
+        export(model, str(run.path / "saved_model"), overwrite=True)
+    print(f"wrote {run.model_path} and info.json (keras-drn predict uses them)")
     return report
 
 

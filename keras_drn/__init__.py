@@ -4,6 +4,7 @@
 (Yu, Koltun, Funkhouser, CVPR 2017); ``keras_drn.layers`` holds the building blocks.
 """
 
+from keras_drn import _environment  # noqa: F401  (before Keras: backend choice, quiet TF logs)
 from keras_drn import layers
 from keras_drn.export import export
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model

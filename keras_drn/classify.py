@@ -27,10 +27,9 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_drn.segment import _check_model_path, _write_atomically, _write_json
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_drn import atomic, runs
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 DATA_HELP = (
     "'synthetic' (the embedded scenes labelled by their object: disk, line, square), "
     "'tfds:<name>' (a TFDS image classification dataset), a folder with one subfolder of "
@@ -64,14 +63,9 @@ def build_classifier(num_classes, backbone="drn_d_22", weights=None, mean=IMAGEN
 
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2; received {num_classes!r}.")
-    mean, std = np.asarray(mean, "float64"), np.asarray(std, "float64")
-    if mean.shape != (3,) or std.shape != (3,) or std.min() <= 0:
-        raise ValueError(f"mean and std must be 3 numbers (0-1 RGB), std positive; received "
-                         f"mean={mean.tolist()}, std={std.tolist()}.")
+    mean, std = resolve_statistics((mean, std))
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = keras.layers.Normalization(mean=(255 * mean).tolist(),
-                                   variance=((255 * std) ** 2).tolist(),
-                                   name="preprocessing")(inputs)
+    x = normalization_layer(mean, std)(inputs)
     key = str(backbone).lower().replace("-", "_")
     if key not in VARIANTS:
         raise ValueError(f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}.")
@@ -133,23 +127,6 @@ def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error=
     return data.train_val_split(source, val_fraction, seed)
 
 
-class BestCheckpoint(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch by ``monitor`` (higher is better) in memory and in
-    ``path`` (written atomically); one instance spans several ``fit`` calls."""
-
-    def __init__(self, path, monitor="val_accuracy"):
-        super().__init__()
-        self.path, self.monitor = path, monitor
-        self.best, self.best_weights = -np.inf, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value > self.best:
-            self.best = float(value)
-            self.best_weights = self.model.get_weights()
-            _write_atomically(self.path, self.model.save)
-
-
 def _compile(model, learning_rate, weight_decay):
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -164,13 +141,17 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
           backbone_weights=None, image_size=32, head_epochs=2, epochs=8, batch_size=32,
           learning_rate=1e-3, finetune_learning_rate=3e-4, weight_decay=1e-4, patience=3,
           val_fraction=0.2, image_dir=None, train_bn=None, dropout=0.0, mixed_precision="auto",
-          crop_scale=(0.35, 1.0), color_jitter=True, rand_augment=False, seed=0, verbose=2):
+          crop_scale=(0.35, 1.0), color_jitter=True, rand_augment=False, seed=0,
+          overwrite=False, verbose=2):
     """Fine-tunes a DRN classifier in two phases and scores it on the validation split.
 
     Phase 1 trains the new head for ``head_epochs`` on the frozen backbone at
     ``learning_rate``; phase 2 trains everything for up to ``epochs`` at
     ``finetune_learning_rate``. Both use AdamW, sparse cross-entropy and early stopping on
-    validation accuracy (``patience`` epochs); the best epoch over both is kept.
+    validation accuracy (``patience`` epochs); the best epoch over both is kept. The run
+    folder (``keras_drn.runs``) is safe to kill: a rerun resumes in the phase and epoch where
+    it stopped; a complete run is not trained again; another run's folder is refused unless
+    ``overwrite``.
 
     Args:
         data: see ``DATA_HELP``; ``image_dir`` is the image folder of a CSV.
@@ -195,58 +176,81 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
               False: None}.get(mixed_precision, mixed_precision)
     if policy is not None:
         keras.config.set_dtype_policy(policy)
+    run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data, val_data = load_data(data, val_fraction, image_dir, image_size, seed)
-    train_set = data_lib.classification_pipeline(
-        train_data, batch_size, training=True, image_size=image_size, crop_scale=crop_scale,
-        color_jitter=color_jitter, rand_augment=rand_augment, seed=seed)
     val_set = data_lib.classification_pipeline(val_data, batch_size, training=False,
                                                image_size=image_size, cache=True)
-    model = build_classifier(train_data.num_classes, backbone, backbone_weights,
-                             dropout=dropout)
-    os.makedirs(output_dir, exist_ok=True)
-    info = {"task": "classification", "num_classes": train_data.num_classes,
+    info = {"task": "classification", "data": data, "image_dir": image_dir,
+            "num_classes": train_data.num_classes,
             "class_names": list(train_data.class_names), "image_size": image_size,
-            "backbone": backbone, "backbone_weights": backbone_weights, "data": data,
-            "val_fraction": val_fraction, "seed": seed,
+            "seed": seed, "val_fraction": val_fraction, "backbone": backbone,
+            "backbone_weights": backbone_weights, "dropout": dropout,
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "dtype_policy": keras.config.dtype_policy().name}
-    _write_json(info, os.path.join(output_dir, "info.json"))
-    print(f"{model.name}: {model.count_params():,} parameters, backend "
-          f"{keras.backend.backend()}, {info['dtype_policy']}; {train_data.size} training and "
-          f"{val_data.size} validation images of {train_data.name}"
-          + (f" ({len(train_data.skipped)} unreadable skipped)" if train_data.skipped else "")
-          + f"; classes: {', '.join(train_data.class_names)}.")
-    best = BestCheckpoint(os.path.join(output_dir, "best.keras"))
-    log = keras.callbacks.CSVLogger(os.path.join(output_dir, "log.csv"), append=True)
-    if os.path.exists(log.filename):
-        os.unlink(log.filename)
-    start = time.time()
-    for phase, (trainable, phase_epochs, rate) in enumerate(
-            [(False, head_epochs, learning_rate), (True, epochs, finetune_learning_rate)], 1):
-        if phase_epochs < 1:
-            continue
-        bn = backbone_weights is None if train_bn is None else train_bn
-        set_backbone_trainable(model, trainable, train_bn=bn)
-        _compile(model, rate, weight_decay)  # recompile: the trainable weights changed
-        what = "head only, backbone frozen" if not trainable else (
-            "whole network" + ("" if bn else ", BatchNormalization frozen"))
-        print(f"phase {phase}: {what}, {count_trainable(model):,} trainable parameters, "
-              f"learning rate {rate:g}")
-        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                             patience=patience)
-        model.fit(train_set, validation_data=val_set, epochs=phase_epochs, verbose=verbose,
-                  callbacks=[best, stop, log], shuffle=False)  # the pipeline shuffles
-    elapsed = time.time() - start
-    model.set_weights(best.best_weights)
-    model_path = os.path.join(output_dir, "model.keras")
-    _write_atomically(model_path, model.save)
-    report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
-    confusion_path = os.path.join(output_dir, "confusion_matrix.png")
-    save_confusion_matrix(report.confusion, report.class_names, confusion_path)
-    print(f"trained for {elapsed:.0f} s; best validation accuracy {best.best:.4f}")
+            "head_epochs": head_epochs, "epochs": epochs, "batch_size": batch_size,
+            "learning_rate": learning_rate, "finetune_learning_rate": finetune_learning_rate,
+            "weight_decay": weight_decay, "patience": patience,
+            "dtype_policy": keras.config.dtype_policy().name, "processes": 1}
+    with run.lock():
+        info = run.start(info, overwrite=overwrite)
+        state = runs.read_state(run.state_dir)
+        if run.model_path.exists() and state and state.get("finished"):
+            print(f"{run.path} is a complete run ({info['epochs_done']} epochs): nothing to "
+                  "train. Pass --overwrite to start over.")
+            model = load_classifier(run.model_path)
+            report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
+            run.finish(info)
+            print(f"validation (flip test-time augmentation):\n{report.table}")
+            return model, report
+        train_set = data_lib.classification_pipeline(
+            train_data, batch_size, training=True, image_size=image_size,
+            crop_scale=crop_scale, color_jitter=color_jitter, rand_augment=rand_augment,
+            seed=seed)
+        model = build_classifier(train_data.num_classes, backbone, backbone_weights,
+                                 dropout=dropout)
+        print(f"{model.name}: {model.count_params():,} parameters, backend "
+              f"{keras.backend.backend()}, {info['dtype_policy']}; {train_data.size} training "
+              f"and {val_data.size} validation images of {train_data.name}"
+              + (f" ({len(train_data.skipped)} unreadable skipped)" if train_data.skipped
+                 else "") + f"; classes: {', '.join(train_data.class_names)}.")
+        start = time.time()
+        phases = [(1, False, 0, head_epochs, learning_rate),
+                  (2, True, head_epochs, head_epochs + epochs, finetune_learning_rate)]
+        resume_phase = state.get("phase", 1) if state else 1
+        checkpoint = None
+        for phase, trainable, first, last, rate in phases:
+            if last <= first or phase < resume_phase:
+                continue
+            bn = backbone_weights is None if train_bn is None else train_bn
+            set_backbone_trainable(model, trainable, train_bn=bn)
+            _compile(model, rate, weight_decay)  # recompile: the trainable weights changed
+            what = "head only, backbone frozen" if not trainable else (
+                "whole network" + ("" if bn else ", BatchNormalization frozen"))
+            print(f"phase {phase}: {what}, {count_trainable(model):,} trainable parameters, "
+                  f"learning rate {rate:g}")
+            checkpoint = runs.RunCheckpoint(run.path, monitor="val_accuracy", mode="max",
+                                            patience=patience, phase=phase)
+            checkpoint.on_epoch = lambda done: run.write_info(dict(info, epochs_done=done))
+            model.fit(train_set, validation_data=val_set, initial_epoch=first, epochs=last,
+                      verbose=verbose, callbacks=[checkpoint],
+                      shuffle=False)  # the pipeline shuffles
+            if checkpoint.restored_epoch:
+                print(f"phase {phase} resumed after epoch {checkpoint.restored_epoch}")
+        elapsed = time.time() - start
+        if run.best_path.exists():
+            model.load_weights(run.best_path)  # the best epoch over both phases
+        atomic.write_atomically(run.model_path, model.save, "run")
+        report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
+        confusion_path = run.path / "confusion_matrix.png"
+        save_confusion_matrix(report.confusion, report.class_names, confusion_path)
+        best = checkpoint.best if checkpoint is not None else None
+        state = runs.read_state(run.state_dir) or {}
+        atomic.write_json(run.state_dir / "state.json", dict(state, finished=True), "run")
+        run.finish(dict(info, epochs_done=state.get("epoch", 0)), val_accuracy=best)
+    print(f"trained for {elapsed:.0f} s; best validation accuracy "
+          f"{float('nan') if best is None else best:.4f}")
     print(f"validation (flip test-time augmentation):\n{report.table}")
-    print(f"wrote {model_path} and {confusion_path}")
+    print(f"wrote {run.model_path} and {confusion_path}")
     return model, report
 
 
@@ -376,36 +380,27 @@ def save_confusion_matrix(confusion, class_names, path, cell=48):
 
 def is_classifier_run(model_path, info_path=None):
     """Whether the ``info.json`` of ``model_path``'s run (or ``info_path``) is a classifier's."""
-    path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
-    try:
-        return json.loads(path.read_text()).get("task") == "classification"
-    except (OSError, ValueError):
-        return False
+    return runs.task_of(model_path, info_path) == "classification"
 
 
 def read_info(model_path, info_path=None):
     """The ``info.json`` of a classification run (beside ``model_path`` by default)."""
-    path = pathlib.Path(info_path or pathlib.Path(model_path).with_name("info.json"))
-    if not path.is_file():
-        raise ValueError(f"No {path} beside the model: it holds the class names and image size "
-                         "(keras-drn train --task classification writes it). Pass --info PATH.")
-    info = json.loads(path.read_text())
+    _, info = runs.run_of(model_path, info_path)
     if info.get("task") != "classification":
-        raise ValueError(f"{path} is not the info.json of a classification run.")
+        raise ValueError(f"{model_path}'s run is not a classification run.")
     return info
 
 
 def load_classifier(model_path):
-    """Loads a ``.keras`` classifier with Keras's safe_mode on."""
-    _check_model_path(model_path)
-    return keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    """Loads a ``.keras`` classifier, checked first, with Keras's safe_mode on."""
+    return runs.load_model(model_path)
 
 
 def _resized(path, image_size):
     """An image file as float32 RGB (0-255) centre-cropped and resized as in evaluation."""
-    from keras_drn.data.classification import _read_rgb
+    from keras_drn.data.images import read_image
 
-    image = _read_rgb(path).astype("float32")
+    image = read_image(path).astype("float32")
     if image_size is None:
         return image
     resize = keras.layers.Resizing(image_size, image_size, crop_to_aspect_ratio=True)
@@ -442,8 +437,7 @@ def write_submission(model, test_dir, path, class_names, image_size, probabiliti
     else:
         writer.writerow(["id", "label"])
         writer.writerows([i, class_names[k]] for i, k in zip(ids, np.argmax(scores, -1)))
-    _write_atomically(os.fspath(path),
-                      lambda temporary: pathlib.Path(temporary).write_text(text.getvalue()))
+    atomic.write_text(path, text.getvalue())
     return scores
 
 

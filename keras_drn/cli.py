@@ -26,16 +26,17 @@ def _demo(args):
     import numpy as np
 
     import keras_drn
-    from keras_drn.data import CLASS_NAMES, normalized_scene_split
+    from keras_drn.data import CLASS_NAMES, scene_split
     from keras_drn.evaluation import confusion_matrix, iou_table
     from keras_drn.training import compile_segmenter
     from keras_drn.visualize import comparison_grid, save_png
 
     keras.utils.set_random_seed(args.seed)
-    x_train, y_train, x_val, y_val, (mean, std) = normalized_scene_split(
+    x_train, y_train, x_val, y_val, statistics = scene_split(
         args.train, args.val, size=args.size, seed=args.seed)
     classes = len(CLASS_NAMES)
-    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, head=args.head)
+    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, head=args.head,
+                                   preprocessing=statistics)
     print(
         f"{model.name}: {model.count_params():,} parameters, backend {keras.backend.backend()}; "
         f"{args.train} training and {args.val} validation scenes of {args.size}x{args.size} "
@@ -54,7 +55,8 @@ def _demo(args):
     predictions = np.argmax(model.predict(x_val, batch_size=args.batch_size, verbose=0), -1)
     print(f"validation IoU (%) after {elapsed:.0f} s of training:")
     print(iou_table(confusion_matrix(y_val, predictions, classes), CLASS_NAMES))
-    grid = comparison_grid(x_val[:6] * std + mean, y_val[:6], predictions[:6], classes)
+    grid = comparison_grid(x_val[:6], y_val[:6], predictions[:6], classes,
+                           class_names=CLASS_NAMES)
     save_png(grid, args.output)
     print(f"wrote {args.output} (image | ground truth | prediction)")
     return 0
@@ -88,7 +90,8 @@ def _train(args):
         learning_rate=0.01 if args.lr is None else args.lr, lr_mode=args.lr_mode,
         step=args.step, momentum=args.momentum,
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
-        flip=not args.no_flip, seed=args.seed, verbose=2 if args.one_line_per_epoch else 1,
+        flip=not args.no_flip, seed=args.seed, overwrite=args.overwrite,
+        verbose=2 if args.one_line_per_epoch else 1,
     )
     return 0
 
@@ -103,7 +106,8 @@ def _train_classifier(args):
         learning_rate=1e-3 if args.lr is None else args.lr,
         finetune_learning_rate=args.finetune_lr, weight_decay=args.weight_decay,
         patience=args.patience, val_fraction=args.val_fraction, image_dir=args.image_dir,
-        seed=args.seed, verbose=2 if args.one_line_per_epoch else 1)
+        seed=args.seed, overwrite=args.overwrite,
+        verbose=2 if args.one_line_per_epoch else 1)
     if args.test_dir:
         submission = os.path.join(args.output_dir, "submission.csv")
         classify.write_submission(model, args.test_dir, submission, report.class_names,
@@ -176,7 +180,9 @@ def _add_segmentation_commands(commands):
                        choices=["segmentation", "classification"], help="what to train")
     train.add_argument("--data", default="synthetic", help=f"training data: {DATA_HELP} "
                        "(default synthetic). Classification: " + CLASSIFICATION_DATA_HELP)
-    train.add_argument("--output-dir", default="runs/drn", help="run folder (default runs/drn)")
+    train.add_argument("--output-dir", default="runs/drn", help="run folder (default "
+                       "runs/drn): info.json, model.keras, best.keras, log.csv, state/; safe "
+                       "to kill at any moment, rerun the same command to resume")
     train.add_argument("--backbone", default="drn_d_22", help="DRN variant (keras-drn models)")
     train.add_argument("--head", default="drn", choices=["drn", "gcn"],
                        help="drn: 1x1 classifier + bilinear x8; gcn: GCN + boundary refinement")
@@ -188,7 +194,8 @@ def _add_segmentation_commands(commands):
                        help="how logits return to the input resolution")
     train.add_argument("--backbone-weights", default="none",
                        help="'imagenet', a weights file, or none (random init)")
-    train.add_argument("--num-classes", type=int, help="classes of an image/mask folder")
+    train.add_argument("--num-classes", type=int, help="classes of an image/mask folder "
+                       "(at least 2; a binary mask is 2 classes: 0 background, 1 object)")
     train.add_argument("--size", type=int, default=64, help="side of the synthetic scenes "
                        "(classification: of the training images)")
     train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10; "
@@ -211,6 +218,10 @@ def _add_segmentation_commands(commands):
                        help="rotate by an integer angle in [-r, r] degrees (0 turns it off)")
     train.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
     train.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete the run already in --output-dir and start over (without "
+                       "it, a folder holding a different run is refused and the same run "
+                       "resumes)")
     train.add_argument("--one-line-per-epoch", action="store_true",
                        help="print one line per epoch instead of progress bars (for logs)")
     classification = train.add_argument_group("classification (--task classification)")
@@ -283,12 +294,24 @@ def _add_segmentation_commands(commands):
     predict.set_defaults(run=_predict)
 
 
+def _upgrade(args):
+    from keras_drn import runs
+
+    for path in args.runs:
+        info = runs.upgrade(path)
+        print(f"{path}: run folder format {info['format']} ({info['task']}); its models take "
+              "raw 0-255 RGB and carry their normalisation")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-drn",
         description="Dilated Residual Networks for Keras 3. Set KERAS_BACKEND to tensorflow, "
         "jax or torch to choose the backend.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (quiet by default)")
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="list the DRN variants and their sizes")
     models.set_defaults(run=_models)
@@ -315,6 +338,15 @@ def build_parser():
     export_arguments(exporter)
     exporter.set_defaults(run=run_export)
     _add_segmentation_commands(commands)
+    upgrade = commands.add_parser(
+        "upgrade", help="convert run folders written by keras_drn 0.1 (normalisation outside "
+        "the model) to the current format",
+        description="Converts run folders written before run folders had format 2: their "
+        "segmenters normalised inputs outside the model. The models get their normalisation "
+        "(mean/std from info.json) as a 'preprocessing' layer, so they take raw 0-255 RGB, "
+        "and info.json gets the new fields. Safe to run twice.")
+    upgrade.add_argument("runs", nargs="+", help="run folders")
+    upgrade.set_defaults(run=_upgrade)
     demo = commands.add_parser(
         "demo",
         help="train a DRN segmenter on the embedded synthetic scenes and report its mIoU",

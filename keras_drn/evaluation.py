@@ -9,7 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
-IGNORE_LABEL = 255
+from keras_drn.constants import IGNORE_LABEL  # re-exported: keras_drn.evaluation.IGNORE_LABEL
+
 # segment.py test_ms: the image itself plus scales 0.5, 0.75, 1.25, 1.5, 1.75.
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 

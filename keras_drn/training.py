@@ -15,15 +15,13 @@ Typical use::
               callbacks=training_callbacks("runs/drn_d_22"))
 """
 
-import csv
-import math
 import numbers
-import pathlib
 
 import keras
 from keras import ops
 
-from keras_drn.evaluation import IGNORE_LABEL, segmentation_miou
+from keras_drn.constants import IGNORE_LABEL
+from keras_drn.evaluation import segmentation_miou
 
 REFERENCE_LEARNING_RATE = 0.01
 REFERENCE_MOMENTUM = 0.9
@@ -178,6 +176,10 @@ def compile_segmenter(
         The model, compiled.
     """
     _positive_int("num_classes", num_classes)
+    if num_classes < 2:
+        raise ValueError(
+            "compile_segmenter needs num_classes >= 2 (softmax over classes); received "
+            "num_classes=1. For a binary mask use 2 classes (0 = background, 1 = object).")
     model.compile(
         optimizer=optimizer if optimizer is not None else reference_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(
@@ -189,51 +191,28 @@ def compile_segmenter(
     return model
 
 
-def _resolve_mode(monitor, mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be one of ('auto', 'min', 'max'); received mode={mode!r}.")
-    if mode == "auto":
-        return "min" if monitor.endswith("loss") else "max"
-    return mode
-
-
-def _best_logged(log_path, monitor, mode):
-    """Best value of ``monitor`` in a CSVLogger file, or None."""
-    if not log_path.exists():
-        return None
-    with open(log_path, newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return None
-    return max(values) if mode == "max" else min(values)
-
-
 def training_callbacks(
     work_dir,
     monitor="val_miou",
     mode="auto",
     save_weights_only=False,
     csv_log=True,
-    backup_freq="epoch",
-    keep_backup=True,
+    patience=None,
 ):
-    """Callbacks that make a long run resumable: best model, CSV log, backup of the state.
-
-    Everything goes to ``work_dir``:
+    """The callback that makes a long run safe to kill and resume: best model, CSV log and
+    resume state of ``work_dir``, each written atomically (``keras_drn.runs.RunCheckpoint``).
 
     - ``best.keras`` (or ``best.weights.h5`` with ``save_weights_only``): the model of the
-      best epoch by ``monitor`` (``keras.callbacks.ModelCheckpoint``, ``save_best_only``).
-    - ``log.csv``: one row per finished epoch (``keras.callbacks.CSVLogger``, appending).
-    - ``backup/``: weights, optimizer state (momenta, step count, so the schedule goes on
-      where it stopped) and epoch (``keras.callbacks.BackupAndRestore``). Calling ``fit``
-      again with the same ``work_dir`` after an interruption restores them and resumes at
-      the first unfinished epoch; the interrupted epoch's partial updates are discarded.
+      best epoch by ``monitor``, replaced only by a rename.
+    - ``log.csv``: one row per finished epoch.
+    - ``state/``: weights and optimizer state (momenta, step count, so the schedule goes on
+      where it stopped) of the last two finished epochs. Calling ``fit`` again with the same
+      ``work_dir`` after an interruption (SIGKILL included, at any instant) restores them and
+      resumes at the first unfinished epoch; the interrupted epoch's updates are discarded and
+      its log row, if written, is dropped. A finished run trains no further epochs.
 
-    As ``segment.py``'s ``--resume``, the run must be restarted with the same model, compile
-    arguments and ``epochs``. With ``keep_backup=True`` the backup outlives a finished run,
-    so calling the same ``fit`` again trains no further epochs instead of starting over;
-    with ``False``, Keras deletes it when ``fit`` ends.
+    As ``segment.py``'s ``--resume``, the run must be restarted with the same model and
+    compile arguments; a larger ``epochs`` extends it.
 
     Args:
         work_dir: folder of the run (created).
@@ -242,36 +221,15 @@ def training_callbacks(
         mode: ``"max"``, ``"min"`` or ``"auto"`` (``"min"`` for names ending in ``loss``,
             else ``"max"``).
         save_weights_only: save ``best.weights.h5`` instead of the whole ``best.keras``.
-        csv_log: write ``log.csv``. When resuming, the best value logged so far keeps the
-            best model from being replaced by a worse one.
-        backup_freq: ``"epoch"`` or a number of batches between backups.
-        keep_backup: keep ``backup/`` after a completed ``fit``.
+        csv_log: write ``log.csv``.
+        patience: stop after this many epochs without improvement (``None``: never); the
+            count survives a resume.
 
     Returns:
-        A list of callbacks for ``model.fit``, ordered so that an epoch's backup is written
-        after its log row and best model.
+        A list of callbacks for ``model.fit``.
     """
-    work_dir = pathlib.Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    mode = _resolve_mode(monitor, mode)
-    best_path = work_dir / ("best.weights.h5" if save_weights_only else "best.keras")
-    log_path = work_dir / "log.csv"
-    best_so_far = _best_logged(log_path, monitor, mode) if best_path.exists() else None
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=save_weights_only,
-            initial_value_threshold=best_so_far,
-        )
-    ]
-    if csv_log:
-        callbacks.append(keras.callbacks.CSVLogger(str(log_path), append=True))
-    callbacks.append(
-        keras.callbacks.BackupAndRestore(
-            str(work_dir / "backup"), save_freq=backup_freq, delete_checkpoint=not keep_backup
-        )
-    )
-    return callbacks
+    from keras_drn.runs import RunCheckpoint
+
+    return [RunCheckpoint(work_dir, monitor=monitor, mode=mode,
+                          save_weights_only=save_weights_only, csv_log=csv_log,
+                          patience=patience)]

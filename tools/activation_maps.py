@@ -62,7 +62,8 @@ def heatmap(values, side):
 
 def strongest_maps(model, image):
     """``{column title: 2-D map or None}``: for each column of ``COLUMNS`` the channel of
-    that level with the highest mean activation on ``image`` (normalised ``(H, W, 3)``)."""
+    that level with the highest mean activation on ``image`` (raw 0-255 ``(H, W, 3)``: the
+    models carry their normalisation)."""
     arch = "A" if any(layer.name == "maxpool" for layer in model.layers) else "CD"
     wanted = {title: (a if arch == "A" else cd) for title, a, cd in COLUMNS}
     levels = sorted({n for n in wanted.values() if n is not None})
@@ -81,7 +82,7 @@ def strongest_maps(model, image):
 def render(models, picture, image, side=None):
     """The figure as a uint8 array: one row per model (``{name: model}``), columns the
     input ``picture`` (0-1 RGB) and the strongest maps of ``COLUMNS`` computed on ``image``
-    (the same scene normalised for the models). Tiles are ``side`` pixels (default the
+    (the same scene as the models take it, 0-255). Tiles are ``side`` pixels (default the
     scene's side); the array is ``(HEADER_HEIGHT + rows * side, LABEL_WIDTH + 5 * side, 3)``."""
     side = side or picture.shape[0]
     font = ImageFont.load_default()
@@ -115,7 +116,7 @@ def save_figure(models, picture, image, path, side=None):
 
 
 def main(argv=None):
-    from keras_drn.segment import load_segmenter, read_info
+    from keras_drn import runs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="segmenters saved by keras-drn train")
@@ -126,9 +127,9 @@ def main(argv=None):
     picture = figure_scene(args.size, args.seed)
     rows = {}
     for path in args.models:
-        info = read_info(path)
-        model = load_segmenter(path)
-        image = (picture - np.array(info["mean"])) / np.array(info["std"])
+        _, info = runs.run_of(path)
+        model = runs.load_model(path)
+        image = 255 * picture
         rows[info.get("backbone") or pathlib.Path(path).parent.name] = (model, image)
     canvas = []
     for name, (model, image) in rows.items():

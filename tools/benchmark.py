@@ -514,9 +514,9 @@ def main(argv=None):
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(format_table(results))
     if args.json:
-        from keras_drn.segment import _write_atomically
+        from keras_drn.atomic import write_atomically
 
-        _write_atomically(args.json, lambda path: _dump(path, info, results))
+        write_atomically(args.json, lambda path: _dump(path, info, results))
     return 0
 
 

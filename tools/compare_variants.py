@@ -26,7 +26,7 @@ import numpy as np
 
 import keras_drn
 from keras_drn.consistency import segmentation_consistency
-from keras_drn.data import CLASS_NAMES, normalized_scene_split
+from keras_drn.data import CLASS_NAMES, scene_split
 from keras_drn.evaluation import confusion_matrix, iou_per_class
 from keras_drn.training import compile_segmenter
 
@@ -52,10 +52,11 @@ class _EpochTimer(keras.callbacks.Callback):
 def train_one(backbone, anti_alias, data, epochs, batch_size, learning_rate, head, seed,
               shifts):
     """Trains one segmenter and measures it; returns ``(model, row)``."""
-    x_train, y_train, x_val, y_val, _ = data
+    x_train, y_train, x_val, y_val, statistics = data  # raw 0-255 images
     keras.utils.set_random_seed(seed)
     model = keras_drn.DRNSegmenter(backbone, num_classes=len(CLASS_NAMES), head=head,
-                                   anti_alias=None if anti_alias == "none" else anti_alias)
+                                   anti_alias=None if anti_alias == "none" else anti_alias,
+                                   preprocessing=statistics)
     steps = epochs * -(-len(x_train) // batch_size)
     schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, power=0.9)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)  # keras-drn demo's recipe
@@ -145,7 +146,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "figure")}
     settings["backend"] = keras.backend.backend()
-    data = normalized_scene_split(args.train, args.val, args.size, args.seed)
+    data = scene_split(args.train, args.val, args.size, args.seed)
     print(f"{args.train} training and {args.val} validation scenes of {args.size}x{args.size}, "
           f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, backend "
           f"{settings['backend']}", flush=True)
@@ -172,9 +173,8 @@ def main(argv=None):
     if args.figure:
         if not plain:
             raise SystemExit("--figure needs models without anti-aliasing (--anti-alias none).")
-        mean, std = data[4]
         image = activation_maps.figure_scene(args.figure_size, args.seed)
-        activation_maps.save_figure(plain, image, (image - mean) / std, args.figure)
+        activation_maps.save_figure(plain, image, 255 * image, args.figure)
         print(f"wrote {args.figure}")
     return rows
 

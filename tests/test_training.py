@@ -1,4 +1,5 @@
 import csv
+import json
 
 import keras
 import numpy as np
@@ -249,17 +250,24 @@ def test_interrupted_run_resumes_at_the_first_unfinished_epoch(tmp_path):
         np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
 
 
-def test_resumed_best_checkpoint_keeps_the_best_logged_value(tmp_path):
-    (tmp_path / "best.keras").write_bytes(b"placeholder")
-    with open(tmp_path / "log.csv", "w", newline="") as f:
-        f.write("epoch,loss,val_loss,val_miou\n0,1.0,2.0,0.25\n1,0.9,1.5,0.5\n2,0.8,1.8,nan\n")
-    checkpoint = training_callbacks(tmp_path)[0]
-    assert isinstance(checkpoint, keras.callbacks.ModelCheckpoint)
-    assert checkpoint.best == 0.5
+def test_resumed_best_model_is_replaced_only_by_a_better_epoch(tmp_path):
+    """The best value survives the restart (it is in the resume state, not re-read from a
+    log): a resumed epoch worse than the best before the interruption keeps best.keras."""
+    _fit(tmp_path, epochs=1)
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    state["best"] = 1e9  # pretend epoch 0 scored higher than any later epoch can
+    (tmp_path / "state" / "state.json").write_text(json.dumps(state))
+    before = (tmp_path / "best.keras").stat().st_mtime_ns
+    _fit(tmp_path, epochs=2)
+    assert (tmp_path / "best.keras").stat().st_mtime_ns == before
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["best"] == 1e9
     by_loss = training_callbacks(tmp_path, monitor="val_loss", save_weights_only=True)[0]
-    assert by_loss.filepath.endswith("best.weights.h5") and by_loss.best is None  # no file yet
-    (tmp_path / "best.weights.h5").write_bytes(b"placeholder")
-    by_loss = training_callbacks(tmp_path, monitor="val_loss", save_weights_only=True)[0]
-    assert by_loss.best == 1.5
+    assert by_loss.best_path.name == "best.weights.h5" and by_loss.mode == "min"
     with pytest.raises(ValueError, match="mode='best'"):
         training_callbacks(tmp_path, mode="best")
+
+
+def test_one_class_is_refused_with_the_binary_recipe():
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=1)
+    with pytest.raises(ValueError, match="num_classes=1.*2 classes \\(0 = background, 1 = obj"):
+        compile_segmenter(model, 1)

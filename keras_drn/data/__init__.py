@@ -1,33 +1,40 @@
 """keras_drn.data: datasets and input pipelines.
 
-``make_scenes`` and ``CLASS_NAMES`` (the embedded synthetic scenes) need only NumPy. The
+``make_scenes``, ``scene_split`` and ``CLASS_NAMES`` (the embedded synthetic scenes) need
+only NumPy, ``read_image`` (the one image reader) NumPy and Pillow. The
 segmentation and classification sources, the reference augmentation and the batched pipelines
 are ``tf.data`` code: they need TensorFlow (``pip install 'keras-drn[data]'``) whichever Keras
 backend trains, and are imported on first use, so that ``from keras_drn.data import
 make_scenes`` works without TensorFlow.
 
+The pipelines yield raw RGB on the 0-255 scale: the model carries the normalisation (a
+source's ``mean`` / ``std`` are the statistics to give it).
+
 Typical use::
 
+    import keras_drn
     from keras_drn import data
-    train = data.segmentation_pipeline(
-        data.reference_folder("cityscapes", "train", num_classes=19),
-        batch_size=8, training=True, crop_size=896, scale=2.0, rotate=10)
+    source = data.reference_folder("cityscapes", "train", num_classes=19)
+    train = data.segmentation_pipeline(source, batch_size=8, training=True, crop_size=896,
+                                       scale=2.0, rotate=10)
     val = data.segmentation_pipeline(
         data.reference_folder("cityscapes", "val", num_classes=19),
         batch_size=1, training=False)
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=19,
+                                   preprocessing=(source.mean, source.std))
     model.fit(train, validation_data=val, epochs=250)  # any Keras backend
 """
 
 import importlib
 
-from keras_drn.data.synthetic import CLASS_NAMES, make_scenes, normalized_scene_split
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.images import read_image
+from keras_drn.data.synthetic import CLASS_NAMES, make_scenes, scene_split
 
 _LAZY = {
     "CITYSCAPES_CLASS_NAMES": "sources",
     "CITYSCAPES_MEAN": "sources",
     "CITYSCAPES_STD": "sources",
-    "IMAGENET_MEAN": "sources",
-    "IMAGENET_STD": "sources",
     "PET_CLASS_NAMES": "sources",
     "SegmentationData": "sources",
     "image_mask_folders": "sources",
@@ -51,7 +58,8 @@ _LAZY = {
     "train_val_split": "classification",
 }
 
-__all__ = ["CLASS_NAMES", "make_scenes", "normalized_scene_split", *sorted(_LAZY)]
+__all__ = ["CLASS_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "make_scenes", "read_image",
+           "scene_split", *sorted(_LAZY)]
 
 
 def __getattr__(name):

@@ -9,8 +9,12 @@ applied in this order (Yu, Koltun, Funkhouser, CVPR 2017, training recipe):
    bicubic when enlarging; mask nearest; new size ``int(ratio * H) x int(ratio * W)``;
 3. random crop (``RandomCrop``), after padding to the crop size when smaller (image by
    reflection, mask with 255, centred);
-4. horizontal flip with probability 0.5;
-5. ``/ 255`` then ``(x - mean) / std`` (``ToTensor`` + ``Normalize``).
+4. horizontal flip with probability 0.5.
+
+The reference then applies ``ToTensor`` + ``Normalize`` (``/ 255``, then ``(x - mean) / std``);
+here that step belongs to the model (its ``Normalization`` layer named ``"preprocessing"``), so
+``augment_pair`` returns RGB on the 0-255 scale. ``normalize`` computes it outside a model, for
+the plain ``DRN_*`` backbones, which take normalised inputs.
 
 Image and mask always receive the same random draw, so they stay aligned pixel for pixel.
 "Reflection" is the reference's (NumPy ``mode="reflect"``: ``d c b | a b c d | c b a``, edge
@@ -32,7 +36,7 @@ import operator
 
 import tensorflow as tf
 
-from keras_drn.evaluation import IGNORE_LABEL
+from keras_drn.constants import IGNORE_LABEL
 
 __all__ = ["augment_pair", "crop_pair", "normalize", "rescale_pair", "rotate_pair"]
 
@@ -190,15 +194,13 @@ def crop_pair(image, mask, crop_size, offset=None):
     return image, mask
 
 
-def augment_pair(image, mask, seed, *, mean, std, crop_size=None, rotate=10, scale=2.0,
-                 flip=True):
+def augment_pair(image, mask, seed, *, crop_size=None, rotate=10, scale=2.0, flip=True):
     """The reference's training transform of one example, deterministic given ``seed``.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         mask: ``(H, W)`` uint8 class ids (255 = ignore).
         seed: shape ``(2,)`` int32/int64 tensor: the stateless random seed of this example.
-        mean, std: 3 floats each on the 0-1 RGB scale, for ``normalize``.
         crop_size: int or ``(height, width)``; ``None`` skips the crop (output size varies).
         rotate: maximum rotation ``r`` in whole degrees (the reference's ``--random-rotate``,
             10 for DRN-D-105); 0 turns rotation off.
@@ -206,8 +208,8 @@ def augment_pair(image, mask, seed, *, mean, std, crop_size=None, rotate=10, sca
         flip: horizontal flip with probability 0.5.
 
     Returns:
-        ``(image, mask)``: float32 ``(h, w, 3)`` normalised, int32 ``(h, w)`` (``(h, w)`` =
-        ``crop_size`` when given).
+        ``(image, mask)``: float32 ``(h, w, 3)`` RGB on the 0-255 scale (not normalised),
+        int32 ``(h, w)`` (``(h, w)`` = ``crop_size`` when given).
     """
     try:
         valid_rotate = 0 <= operator.index(rotate) <= 180
@@ -242,4 +244,4 @@ def augment_pair(image, mask, seed, *, mean, std, crop_size=None, rotate=10, sca
         mirrored = tf.random.stateless_uniform([], flip_seed) < 0.5
         image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
         mask = tf.cond(mirrored, lambda: tf.reverse(mask, [1]), lambda: mask)
-    return normalize(image, mean, std), tf.cast(mask, tf.int32)
+    return image, tf.cast(mask, tf.int32)

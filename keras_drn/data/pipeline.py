@@ -5,19 +5,24 @@ Keras 3 accepts ``tf.data.Dataset`` inputs on the TensorFlow, JAX and PyTorch ba
 itself is needed to run it whichever backend trains.
 
 Training follows the DRN reference (github fyu/drn, ``segment.py``): shuffle, then per example
-rotate, rescale, crop, flip and normalise (``keras_drn.data.augment``), batches of a fixed
-size (the reference's loader drops the last partial batch). Evaluation normalises only and
-keeps every example.
+rotate, rescale, crop and flip (``keras_drn.data.augment``), batches of a fixed size (the
+reference's loader drops the last partial batch). Evaluation keeps every example as it is.
+
+The batches hold raw RGB on the 0-255 scale, not normalised: the model carries its
+normalisation (``DRNSegmenter(..., preprocessing=(data.mean, data.std))`` puts a
+``Normalization`` layer inside it), so the same model takes training batches, evaluation
+batches and image files alike. The reference's ``ToTensor`` + ``Normalize`` happen in that
+layer instead of here.
 """
 
 import functools
 
 import tensorflow as tf
 
-from keras_drn.data.augment import augment_pair, crop_pair, normalize
+from keras_drn.data.augment import augment_pair, crop_pair
 from keras_drn.data.sources import SegmentationData
 
-__all__ = ["normalize", "segmentation_pipeline"]
+__all__ = ["segmentation_pipeline"]
 
 
 def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0, rotate=10,
@@ -29,8 +34,8 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
             ``image_mask_folders``, ``tfds_dataset``, ``synthetic_scenes``).
         batch_size: examples per batch.
         training: ``True``: shuffle and augment (rotate, scale, crop, flip; the reference's
-            order), drop the last partial batch. ``False``: normalise only, keep every
-            example, no shuffling, augmentation arguments ignored.
+            order), drop the last partial batch. ``False``: keep every example as it is, no
+            shuffling, augmentation arguments ignored.
         crop_size: int or ``(height, width)``. Training: the random crop (images smaller than
             it are padded, image by reflection and mask with 255); required when
             ``batch_size > 1`` and ``scale != 1``, since rescaled examples differ in size.
@@ -52,9 +57,10 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
             files with that prefix; ``False`` re-reads them on every pass.
 
     Returns:
-        A prefetched ``tf.data.Dataset`` of ``(images, masks)``: float32 ``(B, H, W, 3)``
-        normalised with ``data.mean`` / ``data.std``, int32 ``(B, H, W)`` class ids with 255 =
-        ignore (use ``ignore_class=255`` in the loss; ``keras_drn.evaluation`` drops it).
+        A prefetched ``tf.data.Dataset`` of ``(images, masks)``: float32 ``(B, H, W, 3)`` RGB
+        on the 0-255 scale (not normalised: give the model ``data.mean`` / ``data.std``),
+        int32 ``(B, H, W)`` class ids with 255 = ignore (use ``ignore_class=255`` in the
+        loss; ``keras_drn.evaluation`` drops it).
     """
     if not isinstance(data, SegmentationData):
         raise TypeError(f"data must be a SegmentationData (see keras_drn.data sources); "
@@ -79,8 +85,7 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
         dataset = dataset.repeat()
     if training:
         transform = functools.partial(
-            augment_pair, mean=data.mean, std=data.std, crop_size=crop_size, rotate=rotate,
-            scale=scale, flip=flip,
+            augment_pair, crop_size=crop_size, rotate=rotate, scale=scale, flip=flip
         )
         # One stateless seed pair per example; a new stream on every pass over the dataset.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -97,7 +102,7 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
         def prepare(image, mask):
             if crop_size is not None:
                 image, mask = crop_pair(image, mask, crop_size)
-            return _with_shapes(normalize(image, data.mean, data.std), tf.cast(mask, tf.int32))
+            return _with_shapes(tf.cast(image, tf.float32), tf.cast(mask, tf.int32))
 
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=training)

@@ -2,16 +2,18 @@
 
 Every source returns a ``SegmentationData`` whose ``dataset`` yields unbatched pairs:
 
-- image: uint8 ``(H, W, 3)`` RGB (8-bit files). Grayscale is repeated to 3 channels; an alpha
-  channel (RGBA, LA, palette transparency) is dropped, not composited.
+- image: uint8 ``(H, W, 3)`` RGB, read by ``keras_drn.data.read_image`` (grayscale repeated
+  to 3 channels, alpha dropped, not composited, 16-bit files scaled to 8 bits by their high
+  byte, the whole file decoded).
 - mask: uint8 ``(H, W)`` class ids in ``[0, num_classes)``, or 255 for "ignore"
-  (``keras_drn.evaluation.IGNORE_LABEL``, as the DRN reference).
+  (``keras_drn.constants.IGNORE_LABEL``, as the DRN reference).
 
-Files are decoded when the example is read, and checked there: a mask value outside
-``[0, num_classes)`` other than 255, or an image and mask of different sizes, stops the
-iteration with an error that names the file, the value or both sizes (raised through
-``tf.data`` as ``tf.errors.InvalidArgumentError`` carrying the message). Empty lists, missing
-files and folders are reported when the source is built, before anything is read.
+Files are decoded when the example is read, and checked there: an unreadable or truncated
+image, a mask value outside ``[0, num_classes)`` other than 255, or an image and mask of
+different sizes, stops the iteration with an error that names the file, the value or both
+sizes (raised through ``tf.data`` as ``tf.errors.InvalidArgumentError`` carrying the message).
+Empty lists, missing files and folders are reported when the source is built, before anything
+is read.
 
 Feed a source to ``keras_drn.data.segmentation_pipeline`` for batches ready for ``model.fit``.
 """
@@ -25,9 +27,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_drn.constants import IGNORE_LABEL, IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.images import read_image
 from keras_drn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
 from keras_drn.data.synthetic import make_scenes
-from keras_drn.evaluation import IGNORE_LABEL
 
 __all__ = [
     "CITYSCAPES_CLASS_NAMES",
@@ -43,8 +46,6 @@ __all__ = [
     "tfds_dataset",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The DRN reference's Cityscapes info.json (0-1 RGB).
 CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
@@ -63,7 +64,6 @@ PET_CLASS_NAMES = ("background", "pet", "border")
 # Oxford-IIIT Pet trimap value -> class: 1 pet -> 1, 2 background -> 0, 3 border -> 2.
 _PET_CLASSES = {1: 1, 2: 0, 3: 2}
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MASK_EXTENSIONS = (".png",)
 _SYNTHETIC_COUNTS = {"train": 512, "val": 128}
 
@@ -112,14 +112,6 @@ class SegmentationData:
         object.__setattr__(self, "class_names", names)
 
 
-def _read_image(path):
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as error:  # PIL raises SyntaxError for some
-        raise ValueError(f"Cannot read image {path!r}: {error}") from None  # broken files
-
-
 def _read_mask(path, num_classes):
     try:
         with Image.open(path) as image:
@@ -144,7 +136,7 @@ def _read_mask(path, num_classes):
 
 def _load_pair(image_path, mask_path, num_classes):
     image_path, mask_path = image_path.decode(), mask_path.decode()
-    image = _read_image(image_path)
+    image = read_image(image_path)
     mask = _read_mask(mask_path, num_classes)
     if image.shape[:2] != mask.shape:
         raise ValueError(
@@ -284,7 +276,8 @@ def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=
                        std=None):
     """Images in one folder, their masks in another, paired by file stem.
 
-    ``image_dir/abc.jpg`` (or .jpeg, .png, .bmp, any case) pairs with ``mask_dir/abc.png``, a
+    ``image_dir/abc.jpg`` (or any of ``keras_drn.constants.IMAGE_EXTENSIONS``, any case)
+    pairs with ``mask_dir/abc.png``, a
     single-channel PNG of class ids (255 = ignore; palette PNGs such as PASCAL VOC's give
     their palette indices). Other files are ignored. Examples are ordered by stem.
 
@@ -337,8 +330,22 @@ def _lookup_table(mapping, size=256):
     return tf.constant(table)
 
 
+def rgb8(image):
+    """A decoded image tensor ``(H, W, C)`` (uint8, or uint16 from a 16-bit TFDS feature) as
+    uint8 RGB ``(H, W, 3)`` with ``read_image``'s rules: 16-bit values keep their high byte,
+    one channel is repeated to 3, a fourth (alpha) channel is dropped."""
+    if image.dtype == tf.uint16:
+        image = tf.cast(tf.bitwise.right_shift(image, tf.constant(8, tf.uint16)), tf.uint8)
+    elif image.dtype != tf.uint8:
+        raise ValueError(f"Images must be uint8 or uint16 tensors; received {image.dtype.name}.")
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return image[..., :3]
+
+
 def _checked_pair(image, mask, key, valid, description):
     """Asserts equal sizes and valid mask values, naming the example ``key``."""
+    image = rgb8(image)
     mask = mask[..., 0]
     same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(mask)))
     bad_values = tf.boolean_mask(mask, ~valid(mask))

@@ -66,17 +66,19 @@ def make_scenes(count, size=64, seed=0):
     return images, masks, (labels - 1).astype("int32")
 
 
-def normalized_scene_split(train, val, size=64, seed=0):
-    """``train + val`` scenes from one seed, split in that order and normalised per channel
-    with the training scenes' mean and standard deviation (the recipe of ``keras-drn demo``
-    and ``tools/compare_variants.py``).
+def scene_split(train, val, size=64, seed=0):
+    """``train + val`` scenes from one seed, split in that order, as raw RGB on the 0-255 scale
+    with the training scenes' per-channel statistics (the recipe of ``keras-drn demo`` and
+    ``tools/compare_variants.py``). The statistics are for the model to carry
+    (``DRNSegmenter(..., preprocessing=(mean, std))``), the images are not normalised.
 
     Returns:
         ``(x_train, y_train, x_val, y_val, (mean, std))``: float32 images ``(n, size, size,
-        3)``, uint8 masks ``(n, size, size)``; ``x * std + mean`` gives the [0, 1] images back.
+        3)`` in [0, 255], uint8 masks ``(n, size, size)``, and float32 ``(3,)`` mean and
+        standard deviation of the training images on the 0-1 scale.
     """
     images, masks, _ = make_scenes(train + val, size=size, seed=seed)
     mean = images[:train].mean(axis=(0, 1, 2))
     std = images[:train].std(axis=(0, 1, 2))
-    inputs = (images - mean) / std
-    return inputs[:train], masks[:train], inputs[train:], masks[train:], (mean, std)
+    images = images * np.float32(255.0)
+    return images[:train], masks[:train], images[train:], masks[train:], (mean, std)

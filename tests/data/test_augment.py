@@ -1,5 +1,6 @@
-"""The reference augmentation: fidelity to PIL (what fyu/drn's data_transforms.py runs), image
-and mask alignment, 255 in the padded and rotated-in areas, seeds."""
+"""The reference augmentation: fidelity to PIL (what fyu/drn's data_transforms.py runs, compared
+before its ToTensor + Normalize, which the model now carries), image and mask alignment, 255 in
+the padded and rotated-in areas, seeds, raw 0-255 outputs."""
 
 import numpy as np
 import pytest
@@ -45,10 +46,6 @@ def _reference_rotate(image, mask, angle):
     return image[h : 2 * h, w : 2 * w], mask[h : 2 * h, w : 2 * w]
 
 
-def _denormalize(image):
-    return (np.asarray(image) * STD + MEAN) * 255
-
-
 @pytest.mark.parametrize("angle", [-10, -4, 7, 10])
 @pytest.mark.parametrize("shape", [(37, 50), (24, 24)])
 def test_rotation_matches_the_reference(angle, shape):
@@ -62,6 +59,20 @@ def test_rotation_matches_the_reference(angle, shape):
     # Nearest sampling agrees except at exact ties; PIL rounds the bilinear image to uint8.
     assert np.mean(rotated_mask.numpy() == expected_mask) > 0.99
     assert np.abs(rotated.numpy() - expected).max() <= 1.01
+
+
+def test_augment_pair_rotation_is_the_reference_rotation_on_the_0_255_scale():
+    """augment_pair's output is comparable with PIL's (the reference's) as it comes out, with no
+    normalisation to undo: a rotation-only draw equals the reference rotation of its angle."""
+    image, mask = _noise(37, 50)
+    out, out_mask = augment_pair(image, mask, tf.constant([5, 1]), rotate=10, scale=1.0,
+                                 flip=False)
+    out, out_mask = out.numpy(), out_mask.numpy()
+    errors = {angle: np.abs(out - _reference_rotate(image, mask, angle)[0]).max()
+              for angle in range(-10, 11)}
+    angle = min(errors, key=errors.get)
+    assert angle != 0 and errors[angle] <= 1.01
+    assert np.mean(out_mask == _reference_rotate(image, mask, angle)[1]) > 0.99
 
 
 @pytest.mark.parametrize("ratio", [0.5, 0.62, 1.5, 2.0])
@@ -120,9 +131,9 @@ def test_flip_and_crop_keep_image_and_mask_exactly_aligned():
     image, mask = _layout()  # 48 x 40
     flips = []
     for seed in range(12):
-        out, out_mask = augment_pair(image, mask, tf.constant([seed, 1]), mean=MEAN, std=STD,
+        out, out_mask = augment_pair(image, mask, tf.constant([seed, 1]),
                                      crop_size=(40, 48), rotate=0, scale=1.0)
-        out, out_mask = _denormalize(out), out_mask.numpy()
+        out, out_mask = out.numpy(), out_mask.numpy()
         labelled = out_mask != 255
         np.testing.assert_allclose(out[labelled], PALETTE[out_mask[labelled]], atol=1e-3)
         # Crop narrower than the image height, wider than its width: 4 padded columns a side.
@@ -142,11 +153,11 @@ def test_augmentation_keeps_image_and_mask_aligned():
     image, mask = _layout()
     checked, ignored, outputs = 0, 0, set()
     for seed in range(16):
-        out, out_mask = augment_pair(image, mask, tf.constant([seed, 2]), mean=MEAN, std=STD,
+        out, out_mask = augment_pair(image, mask, tf.constant([seed, 2]),
                                      crop_size=32, rotate=10, scale=2.0)
         assert out.shape == (32, 32, 3) and out_mask.shape == (32, 32)
         assert out.dtype == tf.float32 and out_mask.dtype == tf.int32
-        out, out_mask = _denormalize(out), out_mask.numpy()
+        out, out_mask = out.numpy(), out_mask.numpy()
         outputs.add(out_mask.tobytes())
         # Pixels whose 7x7 neighbourhood holds one class (padding the border with 255).
         padded = np.pad(out_mask, 3, constant_values=255)
@@ -162,7 +173,7 @@ def test_augmentation_keeps_image_and_mask_aligned():
 
 def test_augmentation_is_deterministic_given_the_seed():
     image, mask = _noise(30, 26)
-    kwargs = dict(mean=MEAN, std=STD, crop_size=20, rotate=10, scale=2.0)
+    kwargs = dict(crop_size=20, rotate=10, scale=2.0)
     first = augment_pair(image, mask, tf.constant([3, 4]), **kwargs)
     again = augment_pair(image, mask, tf.constant([3, 4]), **kwargs)
     other = augment_pair(image, mask, tf.constant([3, 5]), **kwargs)
@@ -173,9 +184,11 @@ def test_augmentation_is_deterministic_given_the_seed():
 
 def test_no_augmentation_is_identity():
     image, mask = _noise(9, 11)
-    out, out_mask = augment_pair(image, mask, tf.constant([0, 0]), mean=MEAN, std=STD,
+    out, out_mask = augment_pair(image, mask, tf.constant([0, 0]),
                                  rotate=0, scale=1.0, flip=False)
-    np.testing.assert_allclose(_denormalize(out), image, atol=1e-3)
+    # Raw RGB, exactly: the pipelines no longer divide by 255 nor normalise.
+    assert out.dtype == tf.float32
+    np.testing.assert_array_equal(out.numpy(), image.astype(np.float32))
     np.testing.assert_array_equal(out_mask.numpy(), mask)
 
 
@@ -192,4 +205,4 @@ def test_no_augmentation_is_identity():
 def test_bad_arguments(kwargs, message):
     image, mask = _noise(8, 8)
     with pytest.raises(ValueError, match=message):
-        augment_pair(image, mask, tf.constant([0, 0]), mean=MEAN, std=STD, **kwargs)
+        augment_pair(image, mask, tf.constant([0, 0]), **kwargs)

@@ -1,5 +1,5 @@
-"""segmentation_pipeline: batches, normalisation, shuffling and augmentation by seed, and
-model.fit on the backend under test (KERAS_BACKEND) fed by tf.data."""
+"""segmentation_pipeline: batches of raw 0-255 RGB (the model normalises), shuffling and
+augmentation by seed, and model.fit on the backend under test (KERAS_BACKEND) fed by tf.data."""
 
 import keras
 import numpy as np
@@ -22,10 +22,6 @@ def _source_images(data):
     return np.stack([image.numpy() for image, _ in data.dataset])
 
 
-def _denormalize(images, data):
-    return (np.asarray(images) * np.array(data.std) + np.array(data.mean)) * 255.0
-
-
 def _batches(dataset):
     return [(x.numpy(), y.numpy()) for x, y in dataset]
 
@@ -40,14 +36,16 @@ def test_training_batches():
         assert set(np.unique(masks)) <= {0, 1, 2, 3, 255}
 
 
-def test_evaluation_normalises_only_and_keeps_every_example():
+def test_evaluation_gives_raw_images_and_keeps_every_example():
     data = _scenes(5)
     batches = _batches(segmentation_pipeline(data, batch_size=2, training=False))
     assert [len(images) for images, _ in batches] == [2, 2, 1]
     images = np.concatenate([images for images, _ in batches])
     masks = np.concatenate([masks for _, masks in batches])
-    # (image / 255 - mean) / std, in the source's order.
-    np.testing.assert_allclose(_denormalize(images, data), _source_images(data), atol=1e-3)
+    # The source's pixels as float32 on the 0-255 scale, in the source's order: no / 255, no
+    # mean / std (the model carries them).
+    assert images.dtype == np.float32
+    np.testing.assert_array_equal(images, _source_images(data).astype(np.float32))
     np.testing.assert_array_equal(masks, np.stack([m.numpy() for _, m in data.dataset]))
 
 
@@ -67,7 +65,7 @@ def test_shuffling_is_a_permutation_fixed_by_the_seed():
     def order(seed, dataset=None):
         if dataset is None:
             dataset = segmentation_pipeline(data, 1, True, seed=seed, **NO_AUGMENTATION)
-        images = _denormalize(np.concatenate([x for x, _ in _batches(dataset)]), data)
+        images = np.concatenate([x for x, _ in _batches(dataset)])
         return [int(np.argmin(np.abs(source - image).max(axis=(1, 2, 3)))) for image in images]
 
     first = order(0)
@@ -92,6 +90,18 @@ def test_augmentation_is_fixed_by_the_seed_and_new_on_every_pass():
         np.testing.assert_array_equal(y, y_again)
     assert not np.array_equal(first[0][0], second[0][0])
     assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_training_batches_are_raw_0_255_rgb():
+    """Without augmentation a training batch is the source's pixels (no / 255, no mean / std);
+    with it, values stay on the 0-255 scale."""
+    data = _scenes(4)
+    source = _source_images(data).astype(np.float32)
+    dataset = segmentation_pipeline(data, 4, True, shuffle_buffer=0, **NO_AUGMENTATION)
+    (images, _), = _batches(dataset)
+    np.testing.assert_array_equal(images, source)
+    (images, _), = _batches(segmentation_pipeline(data, 4, True, crop_size=24))
+    assert 0.0 <= images.min() and images.max() <= 255.0 and images.max() > 100.0
 
 
 def test_repeat_and_cache():
@@ -140,7 +150,8 @@ def test_pipeline_feeds_model_fit_on_this_backend():
 def test_drn_segmenter_trains_one_step_from_the_pipeline():
     data = _scenes(4)
     dataset = segmentation_pipeline(data, 2, True, crop_size=32)
-    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=data.num_classes)
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=data.num_classes,
+                                   preprocessing=(data.mean, data.std))
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
@@ -158,5 +169,5 @@ def test_segmentation_data_from_any_dataset():
     data = SegmentationData(tf.data.Dataset.from_tensor_slices((images, masks)), 2,
                             ("a", "b"), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 3, "mine")
     (x, y), = _batches(segmentation_pipeline(data, 3, False))
-    np.testing.assert_allclose(x, (images / 255.0 - 0.5) / 0.25, atol=1e-6)
+    np.testing.assert_array_equal(x, images.astype(np.float32))
     assert y.dtype == np.int32

@@ -192,12 +192,15 @@ def test_image_mask_folders_errors(tmp_path):
 
 
 def test_numpy_parts_work_without_tensorflow():
-    """keras_drn and make_scenes need no TensorFlow; the tf.data parts say how to get it."""
+    """keras_drn, make_scenes, scene_split and read_image need no TensorFlow; the tf.data parts
+    say how to get it."""
     code = (
         "import sys; sys.modules['tensorflow'] = None\n"
         "import keras_drn\n"
-        "from keras_drn.data import CLASS_NAMES, make_scenes\n"
+        "from keras_drn.data import CLASS_NAMES, IMAGENET_MEAN, make_scenes, read_image\n"
+        "from keras_drn.data import scene_split\n"
         "assert make_scenes(1, size=16)[1].shape == (1, 16, 16)\n"
+        "assert scene_split(1, 1, size=16)[0].shape == (1, 16, 16, 3)\n"
         "try:\n"
         "    from keras_drn.data import segmentation_pipeline\n"
         "except ImportError as error:\n"

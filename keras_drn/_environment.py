@@ -5,8 +5,8 @@
   installed. We pick the first installed of tensorflow, jax, torch instead, or raise an
   ImportError that says what to install or set.
 - TensorFlow's C++ INFO/WARNING lines (oneDNN notices, CPU features, absl), printed on every
-  backend since tf.data is TensorFlow: quiet unless ``TF_CPP_MIN_LOG_LEVEL`` is set, or the
-  ``keras-drn`` command runs with ``--verbose``.
+  backend since tf.data is TensorFlow: the ``keras-drn`` command keeps them quiet unless it
+  runs with ``--verbose`` (a library import changes nothing).
 """
 
 import importlib.util
@@ -46,9 +46,26 @@ def choose_backend():
 
 
 def quiet_tensorflow():
-    verbose = os.path.basename(sys.argv[0] or "") == "keras-drn" and "--verbose" in sys.argv
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """In the ``keras-drn`` command without ``--verbose``: imports TensorFlow (which tf.data
+    and the TensorFlow backend need anyway) with the process's stderr pointed at /dev/null.
+    Its load-time lines come from C++ before absl's logging starts, so TF_CPP_MIN_LOG_LEVEL
+    does not reach them; the variable then quiets TensorFlow's later INFO/WARNING lines."""
+    if os.path.basename(sys.argv[0] or "") != "keras-drn" or "--verbose" in sys.argv:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 choose_backend()

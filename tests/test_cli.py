@@ -67,14 +67,20 @@ def _scene_folder(root):
 
 def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
     pytest.importorskip("tensorflow")  # the data pipeline
-    import shutil
-
     import keras
 
     data = _scene_folder(tmp_path)
+    from keras_drn import runs
+
     run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(data / "info.json", run / "info.json")
+    folder = runs.RunFolder(run)
+    with folder.lock():
+        folder.finish(folder.start({
+            "task": "segmentation", "data": str(data), "num_classes": 4,
+            "class_names": None, "size": None, "crop_size": None, "seed": 0,
+            "backbone": "drn_d_22", "head": "drn", "context": None, "anti_alias": None,
+            "upsampling": "deconv", "backbone_weights": None, "mean": [0.5] * 3,
+            "std": [0.25] * 3}))
     inputs = keras.Input((None, None, 3))
     keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs)).save(run / "model.keras")
     assert cli.main(["evaluate", str(run / "model.keras"), "--data", str(data),
@@ -84,7 +90,7 @@ def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
     assert "mIoU" in out and "val shift consistency 100.00% of pixels unchanged" in out
 
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 1)(inputs))
-    classifier = tmp_path / "classifier.keras"  # no info.json: the data's own statistics
+    classifier = tmp_path / "classifier.keras"  # no run folder: raw images in
     keras.Model(inputs, keras.layers.Dense(3)(features)).save(classifier)
     assert cli.main(["evaluate", str(classifier), "--data", str(data), "--consistency"]) == 0
     out = capsys.readouterr().out
@@ -131,3 +137,56 @@ def test_train_task_classification_and_predict_wiring(monkeypatch, tmp_path, cap
     args, kwargs = calls["predict"]
     assert args == (model, "test", str(tmp_path / "submission.csv")) and kwargs["tta"] is True
     assert "submission.csv" in capsys.readouterr().out
+
+
+def _python(code, tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    environment.update(KERAS_HOME=str(tmp_path), **env)  # no keras.json there
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+HIDE = """
+import importlib.util
+real = importlib.util.find_spec
+hidden = {hidden}
+importlib.util.find_spec = lambda name, *a, **k: None if name in hidden else real(name, *a, **k)
+"""
+
+
+def test_an_installed_backend_is_chosen_before_keras_is_imported(tmp_path):
+    # Only jax "installed": Keras's default (tensorflow) would fail with ModuleNotFoundError.
+    done = _python(HIDE.format(hidden={"tensorflow"}) + "import keras_drn.cli, keras\n"
+                   "print('backend', keras.backend.backend())", tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "backend jax" in done.stdout
+    home = tmp_path / "fresh"  # Keras wrote keras.json into the first KERAS_HOME
+    home.mkdir()
+    nothing = _python(HIDE.format(hidden={"tensorflow", "jax", "torch"}) +
+                      "import keras_drn.cli", home)
+    assert nothing.returncode != 0
+    assert "none is installed: pip install 'keras-drn[jax]'" in nothing.stderr
+    assert nothing.stderr.count("\n") < 12  # a short message, not a long import traceback
+
+
+def test_tensorflow_log_lines_are_quiet_unless_verbose(tmp_path):
+    pytest.importorskip("tensorflow")
+    import os
+    import subprocess
+    import sys
+
+    command = os.path.join(os.path.dirname(sys.executable), "keras-drn")
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["KERAS_BACKEND"] = "tensorflow"
+    quiet = subprocess.run([command, "models"], capture_output=True, text=True,
+                           env=environment, timeout=300)
+    assert quiet.returncode == 0 and "drn_d_22" in quiet.stdout
+    assert "oneDNN" not in quiet.stderr and "I0000" not in quiet.stderr, quiet.stderr
+    verbose = subprocess.run([command, "--verbose", "models"], capture_output=True,
+                             text=True, env=environment, timeout=300)
+    assert verbose.returncode == 0 and "oneDNN" in verbose.stderr

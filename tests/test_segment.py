@@ -41,19 +41,35 @@ def _train(folder, run, epochs):
 
 
 def test_train_evaluate_predict(folder, tmp_path, capsys):
+    import keras
+
+    from keras_drn import runs
+    from keras_drn.data.images import read_image
+    from keras_drn.models.preprocessing import preprocessing_of
+
     run = tmp_path / "run"
     assert _train(folder, run, epochs=1) == 0
     out = capsys.readouterr().out
     assert "validation IoU (%)" in out and "mIoU" in out and "line" in out
-    assert {"model.keras", "best.keras", "info.json", "log.csv", "val_predictions.png"} <= {
-        p.name for p in run.iterdir()}
+    assert {"model.keras", "best.keras", "info.json", "log.csv", "val_predictions.png",
+            "state"} <= {p.name for p in run.iterdir()}
     info = json.loads((run / "info.json").read_text())
-    assert info["num_classes"] == 4 and info["mean"] == [0.5, 0.5, 0.5]
+    assert info["format"] == runs.FORMAT and info["task"] == "segmentation"
+    assert info["num_classes"] == 4 and info["status"] == "complete"
+    assert info["data"] == str(folder) and info["crop_size"] == 24 and info["epochs_done"] == 1
+    model = keras.saving.load_model(run / "model.keras")
+    # The model carries the data's normalisation (info.json of the folder: 0.5 / 0.25).
+    np.testing.assert_allclose(preprocessing_of(model), ([0.5] * 3, [0.25] * 3), rtol=1e-6)
 
     # Same arguments, more epochs: resumes after the finished epoch instead of starting over.
     assert _train(folder, run, epochs=2) == 0
+    assert "resumed after epoch 1" in capsys.readouterr().out
     with open(run / "log.csv", newline="") as stream:
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["0", "1"]
+    # The same command again: complete, says so, trains nothing.
+    assert _train(folder, run, epochs=2) == 0
+    out = capsys.readouterr().out
+    assert "is a complete run (2 epochs" in out and "trained for" not in out
 
     assert cli.main(["evaluate", str(run / "model.keras"), "--data", str(folder),
                      "--scales", "0.75,1", "--flip"]) == 0
@@ -64,16 +80,69 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
     Image.open(folder / "9.jpg").convert("L").resize((30, 21)).save(gray)
     rgba = tmp_path / "rgba.png"
     Image.open(folder / "8.jpg").convert("RGBA").save(rgba)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.open(folder / "8.jpg").save(tmp_path / "a" / "photo.png")
+    Image.open(folder / "9.jpg").save(tmp_path / "b" / "photo.png")
     assert cli.main(["predict", str(run / "model.keras"), str(gray), str(rgba),
+                     str(tmp_path / "a" / "photo.png"), str(tmp_path / "b" / "photo.png"),
                      "--output-dir", str(tmp_path / "out")]) == 0
     mask = Image.open(tmp_path / "out" / "gray_mask.png")
     assert mask.mode == "P" and mask.size == (30, 21)  # palette PNG at the image's size
-    assert np.asarray(mask).max() < 4
     overlay = Image.open(tmp_path / "out" / "rgba_overlay.png")
     assert overlay.mode == "RGB" and overlay.size == (24, 24)
+    # One mask per input, even where two inputs share a file name; each the model's argmax
+    # on the raw image (the model normalises it itself).
+    for name, source in (("a_photo", "a/photo.png"), ("b_photo", "b/photo.png"),
+                         ("gray", "gray.png")):
+        written = np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png"))
+        raw = read_image(tmp_path / source).astype("float32")[None]
+        expected = np.argmax(model.predict(raw, verbose=0)[0], -1)
+        np.testing.assert_array_equal(written, expected)
+
+
+def test_a_rerun_into_a_folder_of_another_run_is_refused(folder, tmp_path):
+    from keras_drn import runs
+
+    run = tmp_path / "run"
+    assert _train(folder, run, epochs=1) == 0
+    before = (run / "info.json").read_text()
+    with pytest.raises(runs.RunError, match="data: .* -> 'synthetic'.*--overwrite"):
+        cli.main(["train", "--data", "synthetic", "--size", "24", "--output-dir", str(run),
+                  "--epochs", "1"])
+    assert (run / "info.json").read_text() == before  # nothing of the old run was touched
+
+
+def test_evaluate_uses_the_runs_scene_size_and_seed(tmp_path, monkeypatch):
+    import keras
+
+    from keras_drn import runs, segment
+
+    run = runs.RunFolder(tmp_path / "run")
+    with run.lock():
+        info = run.start({"task": "segmentation", "data": "synthetic", "num_classes": 4,
+                          "class_names": list("abcd"), "size": 32, "crop_size": 32,
+                          "seed": 5, "backbone": "drn_d_22", "head": "drn", "context": None,
+                          "anti_alias": None, "upsampling": "deconv", "backbone_weights": None,
+                          "mean": [0.5] * 3, "std": [0.25] * 3})
+        run.finish(info)
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs)).save(run.model_path)
+    asked = {}
+    real = segment.load_data
+
+    def load_data(spec, split, num_classes=None, size=64, seed=0):
+        asked.update(size=size, seed=seed)
+        return real(spec, split, num_classes, size, seed)
+
+    monkeypatch.setattr(segment, "load_data", load_data)
+    segment.evaluate(str(run.model_path), "synthetic")
+    assert asked == {"size": 32, "seed": 5}  # not the defaults 64 and 0
 
 
 def test_bad_input_is_named(folder, tmp_path):
+    import keras
+
     with pytest.raises(ValueError, match="Unknown data 'nowhere'"):
         cli.main(["train", "--data", "nowhere", "--output-dir", str(tmp_path / "r")])
     with pytest.raises(ValueError, match="Expected an existing .keras model file"):
@@ -81,8 +150,15 @@ def test_bad_input_is_named(folder, tmp_path):
     lonely = tmp_path / "lonely"
     lonely.mkdir()
     (lonely / "model.keras").write_bytes(b"")
-    with pytest.raises(ValueError, match="No .*info.json beside the model"):
+    with pytest.raises(ValueError, match="is empty \\(0 bytes\\)"):
         cli.main(["predict", str(lonely / "model.keras"), str(folder / "0.jpg")])
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs)).save(lonely / "model.keras")
+    with pytest.raises(ValueError, match="No .*info.json"):
+        cli.main(["predict", str(lonely / "model.keras"), str(folder / "0.jpg")])
+    with pytest.raises(ValueError, match="num_classes=1: segmentation needs at least 2"):
+        cli.main(["train", "--data", str(folder), "--num-classes", "1",
+                  "--output-dir", str(tmp_path / "one")])
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])

@@ -237,8 +237,8 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
             if checkpoint.restored_epoch:
                 print(f"phase {phase} resumed after epoch {checkpoint.restored_epoch}")
         elapsed = time.time() - start
-        if run.best_path.exists():
-            model.load_weights(run.best_path)  # the best epoch over both phases
+        if run.best_path.exists():  # the best epoch over both phases (its weights only: its
+            model.set_weights(runs.load_model(run.best_path).get_weights())  # optimizer differs
         atomic.write_atomically(run.model_path, model.save, "run")
         report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
         confusion_path = run.path / "confusion_matrix.png"

@@ -182,3 +182,53 @@ def test_mixed_precision_classifier_keeps_float32_probabilities():
         classify.build_classifier(1)
     with pytest.raises(ValueError, match="Unknown backbone"):
         classify.build_classifier(3, "resnet50")
+
+
+def test_a_complete_run_says_so_and_another_run_is_refused(run, tmp_path, capsys):
+    from keras_drn import runs
+
+    root, _, _ = run
+    out = root / "run"
+    before = (out / "model.keras").stat().st_mtime_ns
+    classify.train(data=str(root / "train"), output_dir=str(out), image_size=16,
+                   head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
+    assert "is a complete run (1 epochs): nothing to train" in capsys.readouterr().out
+    assert (out / "model.keras").stat().st_mtime_ns == before
+    with pytest.raises(runs.RunError, match="image_size: 16 -> 24.*--overwrite"):
+        classify.train(data=str(root / "train"), output_dir=str(out), image_size=24,
+                       head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
+
+
+@pytest.mark.slow  # two fine-tuning runs
+def test_an_interrupted_second_phase_resumes_in_that_phase(run, tmp_path, monkeypatch, capsys):
+    from keras_drn import runs
+
+    root, _, _ = run
+    out = tmp_path / "run"
+    real = runs.RunCheckpoint.on_epoch_end
+
+    def interrupted(self, epoch, logs=None):
+        real(self, epoch, logs)
+        if epoch == 1:
+            raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(runs.RunCheckpoint, "on_epoch_end", interrupted)
+    arguments = dict(data=str(root / "train"), output_dir=str(out), image_size=16,
+                     head_epochs=1, epochs=2, batch_size=4, val_fraction=0.25, patience=5,
+                     verbose=0)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        classify.train(**arguments)
+    assert runs.read_state(out / "state")["phase"] == 2
+    monkeypatch.setattr(runs.RunCheckpoint, "on_epoch_end", real)
+    capsys.readouterr()
+    model, _ = classify.train(**arguments)
+    printed = capsys.readouterr().out
+    assert "phase 1:" not in printed and "phase 2 resumed after epoch 2" in printed
+    with open(out / "log.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    # The final model is the best epoch of both phases (best.keras), as log.csv says.
+    best = keras.saving.load_model(out / "best.keras")
+    for ours, theirs in zip(model.weights, best.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))

@@ -1,14 +1,15 @@
 import pytest
 
 from keras_drn import cli
-from keras_drn.models.registry import PARAMETERS
+from tests.published import DEPTHS, PARAMETERS
 
 
 def test_models_lists_every_variant(capsys):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     for name, count in PARAMETERS.items():
-        assert name in out and f"{count:,}" in out
+        line = next(row for row in out.splitlines() if row.startswith(name + " "))
+        assert f"{count:,}" in line and ",".join(map(str, DEPTHS[name])) in line
 
 
 def test_demo_trains_and_reports_miou(capsys, tmp_path):
@@ -99,44 +100,49 @@ def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
         cli.main(["evaluate", str(classifier), "--data", str(data)])
 
 
-def test_train_task_classification_and_predict_wiring(monkeypatch, tmp_path, capsys):
+def test_train_task_classification_then_predict_through_the_cli(tmp_path, capsys):
+    pytest.importorskip("tensorflow")  # the data pipeline
+    import csv
     import json
 
-    from keras_drn import classify
+    import numpy as np
+    from PIL import Image
 
-    calls = {}
-
-    class Report:
-        class_names = ("a", "b")
-
-    def fake_train(**kwargs):
-        calls["train"] = kwargs
-        return "model", Report()
-
-    def fake_submission(model, test_dir, path, class_names, image_size, probabilities):
-        calls["submission"] = (model, test_dir, path, class_names, image_size, probabilities)
-
-    monkeypatch.setattr(classify, "train", fake_train)
-    monkeypatch.setattr(classify, "write_submission", fake_submission)
-    out = str(tmp_path / "run")
-    assert cli.main(["train", "--task", "classification", "--data", "folder", "--size", "48",
-                     "--head-epochs", "1", "--epochs", "3", "--output-dir", out,
-                     "--test-dir", "test", "--probabilities"]) == 0
-    kwargs = calls["train"]
-    assert kwargs["data"] == "folder" and kwargs["image_size"] == 48
-    assert (kwargs["head_epochs"], kwargs["epochs"]) == (1, 3)
-    assert kwargs["learning_rate"] == 1e-3 and kwargs["backbone_weights"] is None
-    assert calls["submission"] == ("model", "test", f"{out}/submission.csv", ("a", "b"), 48,
-                                   True)
-
-    (tmp_path / "info.json").write_text(json.dumps({"task": "classification"}))
-    monkeypatch.setattr(classify, "predict", lambda *a, **k: calls.setdefault("predict",
-                                                                               (a, k)))
-    model = str(tmp_path / "model.keras")
-    assert cli.main(["predict", model, "test", "--output-dir", str(tmp_path), "--flip"]) == 0
-    args, kwargs = calls["predict"]
-    assert args == (model, "test", str(tmp_path / "submission.csv")) and kwargs["tta"] is True
-    assert "submission.csv" in capsys.readouterr().out
+    colours = {"blue": (30, 40, 220), "red": (220, 30, 30)}
+    rng = np.random.default_rng(0)
+    for name, colour in colours.items():
+        for i in range(4):
+            folder = tmp_path / "train" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = np.clip(np.array(colour) + rng.normal(0, 20, (20, 14, 3)), 0, 255)
+            Image.fromarray(pixels.astype("uint8")).save(folder / f"{i}.png")
+    (tmp_path / "test").mkdir()
+    for i, name in enumerate(["red", "blue", "red"]):
+        pixels = np.clip(np.array(colours[name]) + rng.normal(0, 20, (18, 22, 3)), 0, 255)
+        Image.fromarray(pixels.astype("uint8")).save(tmp_path / "test" / f"t{i}.png")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--task", "classification", "--data", str(tmp_path / "train"),
+                     "--size", "16", "--head-epochs", "1", "--epochs", "0", "--batch-size",
+                     "4", "--val-fraction", "0.25", "--output-dir", str(run), "--test-dir",
+                     str(tmp_path / "test"), "--probabilities"]) == 0
+    info = json.loads((run / "info.json").read_text())
+    assert info["task"] == "classification" and info["class_names"] == ["blue", "red"]
+    assert info["image_size"] == 16 and info["head_epochs"] == 1 and info["val_fraction"] == 0.25
+    with open(run / "submission.csv", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["id", "blue", "red"] and [r[0] for r in rows[1:]] == ["t0", "t1", "t2"]
+    assert all(abs(float(r[1]) + float(r[2]) - 1) < 1e-4 for r in rows[1:])
+    capsys.readouterr()
+    labels = tmp_path / "labels.csv"
+    assert cli.main(["predict", str(run / "model.keras"), str(tmp_path / "test"),
+                     "--submission", str(labels)]) == 0
+    assert f"wrote {labels}" in capsys.readouterr().out
+    with open(labels, newline="") as stream:
+        predicted = list(csv.reader(stream))
+    assert predicted[0] == ["id", "label"]
+    # The same model, flip TTA both times: the label is the larger probability column.
+    for (ident, blue, red), (other, label) in zip(rows[1:], predicted[1:]):
+        assert ident == other and label == ("blue" if float(blue) > float(red) else "red")
 
 
 def _python(code, tmp_path, **env):

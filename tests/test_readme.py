@@ -3,7 +3,7 @@
 import pathlib
 import re
 
-from keras_drn.models.registry import PARAMETERS
+from tests.published import PARAMETERS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

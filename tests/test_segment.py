@@ -75,6 +75,18 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
                      "--scales", "0.75,1", "--flip"]) == 0
     out = capsys.readouterr().out
     assert "val IoU (%)" in out and "mIoU" in out and "pixel accuracy" in out
+    # Single-scale evaluate agrees with the model's own argmax on the raw val images.
+    from keras_drn import segment
+    from keras_drn.evaluation import confusion_matrix
+
+    report = segment.evaluate(str(run / "model.keras"), str(folder))
+    confusion = np.zeros((4, 4), "int64")
+    for i in range(8, 12):
+        raw = read_image(folder / f"{i}.jpg").astype("float32")[None]
+        prediction = np.argmax(model.predict(raw, verbose=0)[0], -1)
+        confusion += confusion_matrix(np.asarray(Image.open(folder / f"{i}_label.png")),
+                                      prediction, 4)
+    np.testing.assert_array_equal(report.confusion, confusion)
 
     gray = tmp_path / "gray.png"
     Image.open(folder / "9.jpg").convert("L").resize((30, 21)).save(gray)
@@ -170,3 +182,54 @@ def test_help_explains_every_option(command, capsys):
     for action in sub._actions:
         assert action.help, f"{command} {action.option_strings or action.dest} has no help"
     assert "usage: keras-drn " + command in capsys.readouterr().out
+
+
+KILL_AT_MODEL = """
+import os, signal, sys
+from keras_drn import atomic, cli
+
+real = atomic.write_atomically
+
+def write_atomically(path, write, what="output"):
+    if os.path.basename(str(path)) == "model.keras":
+        temporary = atomic.temporary_path(path)
+        write(str(temporary))
+        with open(temporary, "r+b") as stream:
+            stream.truncate(os.path.getsize(temporary) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)  # torn model.keras, never renamed
+    return real(path, write, what)
+
+atomic.write_atomically = write_atomically
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow  # two keras-drn train subprocesses
+def test_sigkill_while_writing_the_final_model_loses_no_epoch(folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from keras_drn import runs
+
+    run = tmp_path / "run"
+    arguments = ["train", "--data", str(folder), "--output-dir", str(run), "--epochs", "2",
+                 "--batch-size", "4", "--crop-size", "24", "--optimizer", "adamw",
+                 "--one-line-per-epoch"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_MODEL, *arguments],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (run / "model.keras").exists()
+    assert json.loads((run / "info.json").read_text())["status"] == "training"
+    done = subprocess.run([sys.executable, "-m", "keras_drn.cli", *arguments],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed after epoch 2" in done.stdout and "Epoch 1/2" not in done.stdout
+    runs.load_model(run / "model.keras")
+    info = json.loads((run / "info.json").read_text())
+    assert info["status"] == "complete" and info["epochs_done"] == 2
+    with open(run / "log.csv", newline="") as stream:
+        assert [row["epoch"] for row in csv.DictReader(stream)] == ["0", "1"]
+    assert [p.name for p in run.rglob("*") if ".tmp" in p.name] == []

@@ -73,7 +73,17 @@ def _scaled_size(height, width, scale):
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
-def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_scores=False):
+def dice_per_class(confusion):
+    """Dice (F1) per class from a confusion matrix: ``2 diag / (row + col)`` (NaN where a
+    class is in neither labels nor predictions)."""
+    confusion = np.asarray(confusion, dtype="float64")
+    total = confusion.sum(axis=0) + confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2 * np.diag(confusion) / total, np.nan)
+
+
+def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_scores=False,
+                        threshold=0.5):
     """Multi-scale (and flipped) inference, the DRN reference's ``test_ms`` (``segment.py``).
 
     For each scale ``s`` the image is resized bicubically to ``(int(H * s), int(W * s))``,
@@ -94,12 +104,15 @@ def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_sco
     Args:
         model: a segmenter: ``(batch, h, w, 3)`` -> logits ``(batch, h, w, classes)`` at
             the input resolution (``keras_drn.DRNSegmenter``).
-        image: ``(H, W, 3)`` or a batch ``(batch, H, W, 3)`` of same-size images, already
-            normalised (the reference resizes the 0-255 image before normalising; resizing
-            is linear, so this only differs by rounding and clipping).
+        image: ``(H, W, 3)`` or a batch ``(batch, H, W, 3)`` of same-size images as the
+            model takes them: raw 0-255 RGB for the models keras_drn's workflows write (they
+            normalise inside, as the reference normalises after resizing the 0-255 image).
         scales: scale factors (default the reference's 0.5, 0.75, 1, 1.25, 1.5, 1.75).
         flip: add horizontally flipped predictions.
         return_scores: return the summed log-probabilities instead of the labels.
+        threshold: for a binary model (one logit per pixel, ``num_classes=1``): the object
+            probability above which a pixel is labelled 1. Its views are combined as the
+            mean of their sigmoid probabilities, and ``return_scores`` returns that mean.
 
     Returns:
         numpy labels ``(H, W)`` / ``(batch, H, W)`` (int), or with ``return_scores`` the
@@ -116,7 +129,7 @@ def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_sco
     if single:
         x = x[None]
     batch, height, width = x.shape[:3]
-    total = None
+    total, views = None, 0
     for scale in scales:
         size = _scaled_size(height, width, scale)
         resize = size != (height, width)
@@ -126,7 +139,9 @@ def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_sco
         if flip:
             view = ops.concatenate([view, ops.flip(view, axis=2)], axis=0)
         logits = ops.convert_to_tensor(model.predict_on_batch(view), "float32")
-        scores = ops.log_softmax(logits, axis=-1)
+        binary = logits.shape[-1] == 1
+        scores = ops.sigmoid(logits) if binary else ops.log_softmax(logits, axis=-1)
+        views += 2 if flip else 1
         if flip:
             scores = scores[:batch] + ops.flip(scores[batch:], axis=2)
         if resize:
@@ -135,7 +150,11 @@ def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_sco
             )
         total = scores if total is None else total + scores
     total = np.asarray(ops.convert_to_numpy(total))
-    result = total if return_scores else np.argmax(total, axis=-1)
+    if binary:
+        total = total / views  # the mean object probability
+        result = total if return_scores else (total[..., 0] > threshold).astype("int64")
+    else:
+        result = total if return_scores else np.argmax(total, axis=-1)
     return result[0] if single else result
 
 
@@ -148,7 +167,9 @@ class SegmentationReport:
         iou: ``(classes,)`` IoU per class (NaN for a class in neither labels nor predictions).
         miou: mean IoU over the classes that occur (nanmean), in [0, 1].
         pixel_accuracy: correct / labelled pixels (ignore label excluded), in [0, 1].
-        table: printable per-class IoU (%) table ending with the mIoU (``iou_table``).
+        table: printable per-class IoU (%) table ending with the mIoU (``iou_table``), and for
+            a binary model the object's Dice.
+        dice: ``(classes,)`` Dice (F1) per class (``dice_per_class``).
     """
 
     confusion: np.ndarray
@@ -156,28 +177,38 @@ class SegmentationReport:
     miou: float
     pixel_accuracy: float
     table: str
+    dice: np.ndarray = None
 
     def __str__(self):
         return self.table
 
 
-def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, class_names=None):
+def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, class_names=None,
+                       threshold=0.5):
     """Scores a segmenter on ``(image, mask)`` batches as ``segment.py`` does.
 
     Args:
         model: a segmenter returning logits at the input resolution.
         dataset: an iterable of ``(images, masks)`` batches: a ``tf.data.Dataset``, a list
-            of numpy pairs, a loader of tensors. ``images``: ``(batch, H, W, 3)`` normalised;
+            of numpy pairs, a loader of tensors. ``images``: ``(batch, H, W, 3)`` as the model
+            takes them (raw 0-255 for models that carry their normalisation);
             ``masks``: ``(batch, H, W)`` or ``(batch, H, W, 1)`` labels, 255 (or anything
             outside ``[0, num_classes)``) ignored. Extra elements (sample weights) are unused.
-        num_classes: number of classes.
+        num_classes: number of classes; 1 for a binary model (one logit per pixel, masks
+            0/1): it is scored as the two classes background and object.
         scales, flip: the multi-scale protocol of ``multi_scale_predict``; the default
             ``(1.0,)`` without flip is plain single-scale inference.
-        class_names: names for the table (default ``class 0``, ...).
+        class_names: names for the table (default ``class 0``, ...; binary: background,
+            object).
+        threshold: object probability threshold of a binary model.
 
     Returns:
         A ``SegmentationReport`` from the confusion matrix accumulated over all pixels.
     """
+    binary = num_classes == 1
+    if binary:
+        num_classes = 2
+        class_names = ("background", class_names[-1] if class_names else "object")
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(
             f"class_names has {len(class_names)} names for {num_classes} classes: "
@@ -189,7 +220,8 @@ def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, c
         masks = np.asarray(ops.convert_to_numpy(masks))
         if masks.ndim == 4 and masks.shape[-1] == 1:
             masks = masks[..., 0]
-        predictions = multi_scale_predict(model, images, scales=scales, flip=flip)
+        predictions = multi_scale_predict(model, images, scales=scales, flip=flip,
+                                          threshold=threshold)
         if predictions.size and predictions.max() >= num_classes:
             raise ValueError(
                 f"The model predicts class {predictions.max()}, beyond num_classes="
@@ -197,11 +229,16 @@ def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, c
             )
         confusion += confusion_matrix(masks, predictions, num_classes)
     ious = iou_per_class(confusion)
+    dice = dice_per_class(confusion)
     labelled = confusion.sum()
+    table = iou_table(confusion, class_names)
+    if binary:
+        table += f"\n{'Dice (' + class_names[1] + ')':<12}  {100 * dice[1]:6.2f}"
     return SegmentationReport(
         confusion=confusion,
         iou=ious,
         miou=float(np.nanmean(ious)) if np.any(np.isfinite(ious)) else float("nan"),
         pixel_accuracy=float(np.trace(confusion) / labelled) if labelled else float("nan"),
-        table=iou_table(confusion, class_names),
+        table=table,
+        dice=dice,
     )

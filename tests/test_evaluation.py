@@ -184,3 +184,37 @@ def test_evaluate_segmenter_on_a_tf_data_pipeline_agrees_with_predict():
     assert report.miou == pytest.approx(np.nanmean(iou_per_class(expected)))
     multi = evaluate_segmenter(model, dataset, 3, scales=(1.0, 1.5), flip=True)
     assert multi.confusion.sum() == expected.sum() == 4 * 10 * 10
+
+
+def test_binary_models_are_scored_by_threshold_with_dice():
+    import keras
+
+    from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
+
+    inputs = keras.Input((None, None, 3))
+    # One logit per pixel: (red - 100) / 100, so object where red exceeds 100.
+    logit = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(
+        [[[[0.01], [0.0], [0.0]]]]), bias_initializer=keras.initializers.Constant(-1.0))(inputs)
+    model = keras.Model(inputs, logit)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 200, (2, 6, 5, 3)).astype("float32")
+    truth = (rng.uniform(size=(2, 6, 5)) > 0.5).astype("int64")
+    truth[0, 0, 0] = 255  # ignored
+    predicted = (images[..., 0] > 100).astype("int64")
+    np.testing.assert_array_equal(multi_scale_predict(model, images, scales=(1.0,),
+                                                      flip=False), predicted)
+    probabilities = 1 / (1 + np.exp(-(images[..., :1] - 100) / 100))
+    np.testing.assert_allclose(multi_scale_predict(model, images, scales=(1.0,), flip=False,
+                                                   return_scores=True), probabilities,
+                               rtol=1e-5, atol=1e-6)
+    report = evaluate_segmenter(model, [(images, truth)], 1)
+    valid = truth != 255
+    tp = np.sum((predicted == 1) & (truth == 1) & valid)
+    fp = np.sum((predicted == 1) & (truth == 0) & valid)
+    fn = np.sum((predicted == 0) & (truth == 1) & valid)
+    assert report.iou[1] == pytest.approx(tp / (tp + fp + fn))
+    assert report.dice[1] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert "Dice (object)" in report.table and "background" in report.table
+    strict = evaluate_segmenter(model, [(images, truth)], 1, threshold=0.6)  # red > 140.5
+    expected = np.sum((images[..., 0] > 140.5) & valid)
+    assert strict.confusion[:, 1].sum() == expected < report.confusion[:, 1].sum()

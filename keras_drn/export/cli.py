@@ -2,6 +2,8 @@
 command line names (a ``.keras`` file or a variant built here)."""
 
 import argparse
+import json
+import os
 
 import keras
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export.api import export
 from keras_drn.export.job import FORMATS, QUANTIZATIONS
+from keras_drn.models.preprocessing import preprocessing_of, resolve_statistics, with_preprocessing
 
 
 def _load_model(args):
@@ -16,7 +19,6 @@ def _load_model(args):
     exported end to end is built with a ``preprocessing`` layer: ``--mean``/``--std`` when
     given, else ImageNet's (the published weights' statistics)."""
     import keras_drn
-    from keras_drn.models.preprocessing import resolve_statistics, with_preprocessing
 
     if args.model.endswith(".keras"):
         return keras.saving.load_model(args.model, compile=False)
@@ -35,6 +37,20 @@ def _load_model(args):
         args.model, num_classes=args.num_classes or 19, head=args.head, context=args.context,
         upsampling=args.upsampling, weights=args.weights, preprocessing=statistics,
     )
+
+
+def _recorded_statistics(model_path):
+    """``(mean, std)`` recorded in the ``info.json`` beside a ``.keras`` file (a run folder),
+    or ``None``: the flags to suggest for a model saved without its ``preprocessing`` layer
+    (``info.json`` is read for that hint only; the statistics are never taken from it)."""
+    try:
+        folder = os.path.dirname(os.path.abspath(model_path))
+        with open(os.path.join(folder, "info.json")) as stream:
+            info = json.load(stream)
+        mean, std = [float(v) for v in info["mean"]], [float(v) for v in info["std"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (mean, std) if len(mean) == len(std) == 3 else None
 
 
 def build_parser(parser=None):
@@ -92,8 +108,18 @@ def run(args):
     representative = args.representative_data
     if representative is not None and representative != "embedded":
         representative = np.load(representative)
+    model = _load_model(args)
+    if args.end_to_end and args.mean is None and preprocessing_of(model) is None:
+        recorded = _recorded_statistics(args.model)
+        if recorded is not None:
+            mean, std = (" ".join(f"{v:g}" for v in values) for values in recorded)
+            raise ValueError(
+                f"{args.model} has no 'preprocessing' layer (it takes normalised inputs) and "
+                "--end-to-end takes raw uint8 RGB; the info.json beside it records the "
+                f"statistics it was trained with: add --mean {mean} --std {std} (or rebuild "
+                "the model with preprocessing=(mean, std)).")
     export(
-        _load_model(args), args.output, format=args.format,
+        model, args.output, format=args.format,
         input_shape=tuple(args.input_shape) if args.input_shape else None,
         quantize=None if args.quantize == "none" else args.quantize,
         representative_data=representative, end_to_end=args.end_to_end, mean=args.mean,

@@ -3,6 +3,7 @@ report; end to end, a variant is built with ImageNet preprocessing (the publishe
 statistics) and a .keras model without preprocessing needs --mean/--std."""
 
 import importlib
+import json
 import os
 
 import numpy as np
@@ -60,8 +61,14 @@ def test_a_keras_file_without_preprocessing_needs_mean_and_std_end_to_end(tmp_pa
     with pytest.raises(SystemExit, match="both --mean and --std"):
         main([str(source), str(output), "--end-to-end", "--mean", "0.5", "0.5", "0.5"])
     assert sorted(os.listdir(tmp_path)) == ["tiny.keras"]
+    # A run folder records the statistics: the error says which flags to add.
+    (tmp_path / "info.json").write_text(json.dumps({"mean": [0.5, 0.4, 0.3],
+                                                    "std": [0.2, 0.25, 0.3]}))
+    with pytest.raises(ValueError, match="info.json.*add --mean 0.5 0.4 0.3 --std 0.2 0.25 0.3"):
+        main([str(source), str(output), "--end-to-end"])
     assert main([str(source), str(output), "--end-to-end", "--mean", "0.5", "0.4", "0.3",
                  "--std", "0.2", "0.25", "0.3"]) == 0
     printed = capsys.readouterr().out
     assert "normalisation ADDED by the export" in printed and "mean=(0.5, 0.4, 0.3)" in printed
     assert (output / "saved_model.pb").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["info.json", "mask", "tiny.keras"]

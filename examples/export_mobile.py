@@ -3,8 +3,11 @@ a SavedModel for a server, each checked against Keras before it is written.
 
     python examples/export_mobile.py --output mobile/
 
-Trains a DRN-D-22 segmenter briefly on the embedded synthetic scenes (no download), then
-exports it end to end (uint8 RGB in, normalisation and argmax inside, uint8 mask out):
+Trains a DRN-D-22 segmenter briefly on the embedded synthetic scenes (no download). The model
+takes raw 0-255 RGB: its first layer, ``preprocessing``, normalises with ImageNet's mean and
+std (``DRNSegmenter(..., preprocessing="imagenet")``), so nothing outside it normalises. It is
+then exported end to end (uint8 RGB in, cast to float32 for that layer, argmax inside, uint8
+mask out):
 
 - ``drn_mask_int8.tflite``: full-integer LiteRT, calibrated on training scenes;
 - ``drn_mask_float16.tflite``: float16 weights;
@@ -26,7 +29,7 @@ import numpy as np
 
 import keras_drn
 from keras_drn.data import CLASS_NAMES, make_scenes
-from keras_drn.export import IMAGENET_MEAN, IMAGENET_STD, export
+from keras_drn.export import export
 
 
 def parse_args(argv=None):
@@ -69,8 +72,9 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     classes = len(CLASS_NAMES)
     images, masks, _ = make_scenes(args.train + args.val, size=args.size, seed=args.seed)
-    inputs = (images - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
-    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes)
+    uint8_images = np.round(images * 255).astype("uint8")  # what a camera app hands over
+    inputs = uint8_images.astype("float32")  # raw 0-255 RGB: the model normalises inside
+    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, preprocessing="imagenet")
     model.compile(
         optimizer=keras.optimizers.AdamW(2e-3, weight_decay=1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -79,7 +83,6 @@ def main(argv=None):
               epochs=args.epochs, verbose=2)
 
     os.makedirs(args.output, exist_ok=True)
-    uint8_images = np.round(images * 255).astype("uint8")  # what a camera app hands over
     calibration = uint8_images[: min(args.train, 64)]
     shape = (args.size, args.size)
     int8_path = os.path.join(args.output, "drn_mask_int8.tflite")

@@ -11,7 +11,9 @@ with its own runtime: ``tf.saved_model.load(...).serve``, the ai-edge-litert int
 onnxruntime; Keras is timed with ``model.predict_on_batch``. Latency is the median of
 ``--runs`` runs after two warm-up runs, all runtimes on ``--threads`` CPU threads. Ratios are
 to float32 Keras (its ``.keras`` file for the size). Weights are random: latency and size do
-not depend on them, agreement of quantised models with Keras does a little.
+not depend on them, agreement of quantised models with Keras does a little. The model carries
+its normalisation (a ``preprocessing`` layer with ImageNet's statistics, as a deployed model
+does): every runtime takes raw 0-255 RGB and times the normalisation too.
 """
 
 import argparse
@@ -26,7 +28,9 @@ import keras
 import numpy as np
 
 import keras_drn
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export import FORMATS, QUANTIZATIONS, export
+from keras_drn.models.preprocessing import with_preprocessing
 
 COMBINATIONS = (
     ("tf_saved_model", None),
@@ -132,15 +136,18 @@ def main(argv=None):
     combinations = selected(args.only)
     keras.utils.set_random_seed(0)
     if args.task == "segmenter":
-        model = keras_drn.DRNSegmenter(args.variant, num_classes=args.classes)
+        model = keras_drn.DRNSegmenter(args.variant, num_classes=args.classes,
+                                       preprocessing="imagenet")
     else:
-        model = keras_drn.get_model(args.variant, classes=args.classes)
+        model = with_preprocessing(keras_drn.get_model(args.variant, classes=args.classes),
+                                   IMAGENET_MEAN, IMAGENET_STD)
     workdir = args.workdir or tempfile.mkdtemp(prefix="drn_benchmark_")
     os.makedirs(workdir, exist_ok=True)
     try:
         keras_file = os.path.join(workdir, "model.keras")
         model.save(keras_file)
-        x = np.random.default_rng(0).normal(size=(1, args.size, args.size, 3)).astype("float32")
+        x = np.random.default_rng(0).uniform(0, 255, size=(1, args.size, args.size, 3))
+        x = x.astype("float32")  # raw RGB: the model normalises inside
         keras_ms = median_ms(lambda: model.predict_on_batch(x), args.runs)
         keras_bytes = os.path.getsize(keras_file)
         rows = [(f"Keras ({keras.backend.backend()})", "float32", keras_bytes, keras_ms,

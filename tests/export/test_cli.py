@@ -1,0 +1,74 @@
+"""keras_drn.export.cli: ``keras-drn export`` exports a .keras file or a variant and prints the
+report; end to end, a variant is built with ImageNet preprocessing (the published weights'
+statistics) and a .keras model without preprocessing needs --mean/--std."""
+
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.export import build_parser, main
+from keras_drn.models.preprocessing import preprocessing_of
+from tests.export.helpers import needs, tiny_segmenter
+
+cli = importlib.import_module("keras_drn.export.cli")
+
+
+def test_command_line_exports_a_keras_file_and_prints_the_histogram(tmp_path, capsys):
+    needs("tensorflow", "ai_edge_litert")
+    source = tmp_path / "tiny.keras"
+    tiny_segmenter().save(source)
+    output = tmp_path / "tiny.tflite"
+    output.write_bytes(b"an older export")
+    args = [str(source), str(output), "--format", "litert", "--input-shape", "24", "32"]
+    with pytest.raises(FileExistsError):
+        main(args)
+    assert main(args + ["--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "op histogram" in printed and "CONV_2D" in printed and "PASSED" in printed
+    assert "dilated convolutions carried by a single conv op: 1" in printed
+    assert output.read_bytes()[4:8] == b"TFL3"  # the LiteRT flatbuffer identifier
+    assert sorted(os.listdir(tmp_path)) == ["tiny.keras", "tiny.tflite"]
+    with pytest.raises(SystemExit):
+        main([str(source), str(output), "--quantize", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["segmenter", "classifier"])
+def test_a_variant_exported_end_to_end_is_built_with_imagenet_preprocessing(task):
+    def model(*extra):
+        return cli._load_model(build_parser().parse_args(
+            ["drn_d_22", "out", "--task", task, "--num-classes", "3", *extra]))
+
+    carried = preprocessing_of(model("--end-to-end"))
+    np.testing.assert_allclose(carried, (IMAGENET_MEAN, IMAGENET_STD), atol=1e-6)
+    own = preprocessing_of(model("--end-to-end", "--mean", "0.5", "0.5", "0.5",
+                                 "--std", "0.25", "0.25", "0.25"))
+    np.testing.assert_allclose(own, ((0.5,) * 3, (0.25,) * 3), atol=1e-6)
+    assert preprocessing_of(model()) is None  # takes normalised inputs, as the reference
+
+
+def test_a_keras_file_without_preprocessing_needs_mean_and_std_end_to_end(tmp_path, capsys):
+    needs("tensorflow")
+    source = tmp_path / "tiny.keras"
+    tiny_segmenter().save(source)
+    output = tmp_path / "mask"
+    with pytest.raises(ValueError, match="no 'preprocessing' layer.*--mean R G B --std R G B"):
+        main([str(source), str(output), "--end-to-end"])
+    with pytest.raises(SystemExit, match="both --mean and --std"):
+        main([str(source), str(output), "--end-to-end", "--mean", "0.5", "0.5", "0.5"])
+    assert sorted(os.listdir(tmp_path)) == ["tiny.keras"]
+    # A run folder records the statistics: the error says which flags to add.
+    (tmp_path / "info.json").write_text(json.dumps({"mean": [0.5, 0.4, 0.3],
+                                                    "std": [0.2, 0.25, 0.3]}))
+    with pytest.raises(ValueError, match="info.json.*add --mean 0.5 0.4 0.3 --std 0.2 0.25 0.3"):
+        main([str(source), str(output), "--end-to-end"])
+    assert main([str(source), str(output), "--end-to-end", "--mean", "0.5", "0.4", "0.3",
+                 "--std", "0.2", "0.25", "0.3"]) == 0
+    printed = capsys.readouterr().out
+    assert "normalisation ADDED by the export" in printed and "mean=(0.5, 0.4, 0.3)" in printed
+    assert (output / "saved_model.pb").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["info.json", "mask", "tiny.keras"]

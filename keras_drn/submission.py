@@ -181,8 +181,8 @@ def write_submission(path, rows, layout="image", order="F", columns=None):
             mask)`` triples written as ``ImageId_ClassId,EncodedPixels`` with the id
             ``f"{image_id}_{class_id}"``; for ``"image_class_columns"``, the same triples as
             ``ImageId,ClassId,EncodedPixels``. A mask is a binary ``(H, W)`` array (encoded
-            with ``order``) or an RLE string written as is; empty masks, ``""``, None and NaN (pandas' empty
-            cell) give empty cells.
+            with ``order``) or an RLE string written as is; empty masks, ``""``, None and
+            NaN (pandas' empty cell) give empty cells.
         layout: one of ``LAYOUTS``.
         order: ``"F"`` (column-major, default) or ``"C"``, for masks given as arrays.
         columns: header names replacing the layout's (as many), for competitions that name

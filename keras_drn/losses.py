@@ -17,7 +17,10 @@ Each loss casts the scores to float32 first (under ``mixed_float16`` / ``mixed_b
 loss, its sort and its sums run in float32) and returns a float32 scalar for the whole batch.
 Losses defined on a whole batch (Dice, Lovász) have no per-sample weights, so a
 ``sample_weight`` is refused rather than silently misapplied; ``FocalLoss`` takes per-sample
-``(batch,)`` or per-pixel ``(batch, H, W)`` weights.
+``(batch,)`` or per-pixel ``(batch, H, W)`` weights. Under TensorFlow's ``MirroredStrategy``
+each replica computes the loss on its own part of the batch (the Dice and Lovász terms of a
+replica's images; JAX's ``DataParallel`` sees the global batch) and, as Keras's own losses,
+divides it by the number of replicas, whose gradients are summed.
 
 Why not Keras's own (3.15): ``keras.losses.Dice`` has no ignore label, no smoothing term and
 no per-class mean; ``keras.losses.CategoricalFocalCrossentropy`` / ``BinaryFocalCrossentropy``
@@ -131,6 +134,19 @@ def lovasz_extension(errors, foreground, valid):
     return ops.sum(errors_sorted * weights, axis=1)
 
 
+def _per_replica(value):
+    """``value`` divided by the replicas of a TensorFlow distribution strategy, as Keras's own
+    losses do (its ``scale_loss_for_distribution`` is private, and skipped for a loss that is
+    already a scalar): ``MirroredStrategy`` sums the replicas' gradients."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            value = value / replicas
+    return value
+
+
 class _BatchLoss(keras.losses.Loss):
     """A loss defined on the whole batch: ``sample_weight`` refused, config of its own."""
 
@@ -146,7 +162,7 @@ class _BatchLoss(keras.losses.Loss):
                 "sample_weight; drop the sample weights (or class_weight) for this loss, or "
                 "use FocalLoss, which takes per-sample and per-pixel weights."
             )
-        return super().__call__(y_true, y_pred)
+        return _per_replica(super().__call__(y_true, y_pred))
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits,
@@ -365,7 +381,7 @@ class FocalLoss(keras.losses.Loss):
                         f"shape {weight.shape}."
                     )
                 values = values * weight
-            return ops.sum(values * valid) / ops.maximum(ops.sum(valid), 1.0)
+            return _per_replica(ops.sum(values * valid) / ops.maximum(ops.sum(valid), 1.0))
 
     def _pixel_losses(self, labels, scores):
         """``(B, H, W)`` focal losses at every pixel (finite at ignored ones, whose scores

@@ -3,6 +3,12 @@ no sorting trick shared with the Keras code: the Lovász extension is evaluated 
 function Delta_J(M) = |M| / |fg U M| itself), values and gradients (central finite
 differences of the numpy reference), the ignore label, jit, mixed precision, serialization."""
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -374,3 +380,47 @@ def test_bad_arguments_are_refused_with_the_reason():
         DiceLoss()(labels[0], logits)
     with pytest.raises(ValueError, match="not a keras.losses.Loss"):
         WeightedSum([("dice", 1.0)])
+
+
+MIRRORED_CHILD = """
+import contextlib, json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import numpy as np
+from keras_drn.distribute import data_parallel
+from keras_drn.losses import FocalLoss, WeightedSum
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4, 4, 4, 2)).astype("float32")
+y = rng.integers(0, 3, size=(4, 4, 4))
+y[:, 0, 0] = 255  # the same number of ignored pixels in each replica's half
+
+def one_step(parallel):
+    with data_parallel() if parallel else contextlib.nullcontext():
+        inputs = keras.Input((4, 4, 2))
+        model = keras.Model(inputs, keras.layers.Conv2D(3, 1, kernel_initializer="ones")(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.5),
+                      loss=WeightedSum([(FocalLoss(), 1.0), (FocalLoss(gamma=0.0), 0.5)]))
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        return [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+
+single, mirrored = one_step(False), one_step(True)
+print("RESULT " + json.dumps(max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored))))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="MirroredStrategy: TensorFlow pass")
+def test_mirrored_strategy_step_equals_one_device():
+    """Two replicas each averaging over the same number of valid pixels: the summed gradients
+    of the per-replica losses (divided by the replicas) equal the one-device step; without the
+    division the step would be twice as large."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_CHILD], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads(lines[-1][len("RESULT "):]) < 1e-5

@@ -2,13 +2,18 @@
 ``DiceScore`` and ``IoUScore``, ``keras.metrics.Metric`` subclasses for ``model.compile``.
 
 Both keep per-class true-positive, false-positive and false-negative pixel counts over every
-batch since the last reset, so the score is the dataset-level one (pixels of all images
-pooled), not a mean of per-image scores. Per class ``c``: Dice = ``2 TP / (2 TP + FP + FN)``,
-IoU = ``TP / (TP + FP + FN)``; ``result()`` is the mean over the scored classes whose
-``TP + FP + FN > 0`` (classes in neither labels nor predictions are left out, as
-``np.nanmean`` in ``keras_drn.evaluation``), and 1.0 when no scored class occurs at all (an
-empty prediction of an empty mask is right, as in Kaggle's Dice). ``per_class()`` gives every
-class's score, NaN where undefined.
+batch since the last reset. Per class ``c``: Dice = ``2 TP / (2 TP + FP + FN)``, IoU =
+``TP / (TP + FP + FN)``.
+
+- ``per_image=False`` (default): the dataset-level score of the pooled counts; ``result()``
+  is the mean over the scored classes with ``TP + FP + FN > 0`` (classes in neither labels
+  nor predictions are left out, as ``np.nanmean`` in ``keras_drn.evaluation``), and 1.0 when
+  no scored class occurs at all (an empty prediction of an empty mask is right).
+- ``per_image=True``: each image and class scored alone, 1 where the class is neither
+  labelled nor predicted in that image, then the mean over images and scored classes: the
+  "mean Dice over image-class pairs" of Kaggle leaderboards (SIIM-ACR, Severstal).
+
+``per_class()`` gives every class's score as numpy, NaN where undefined.
 
 Why not Keras's own (3.15): ``keras.metrics.F1Score`` is for (batch, classes) multi-label
 outputs without an ignore label; ``keras.metrics.BinaryIoU`` thresholds the raw values (no
@@ -37,7 +42,7 @@ class _OverlapScore(keras.metrics.Metric):
     """Per-class TP / FP / FN counts; subclasses define the score of the counts."""
 
     def __init__(self, num_classes, ignore_class=IGNORE_LABEL, from_logits=True, threshold=0.5,
-                 target_class_ids=None, name=None, dtype=None):
+                 target_class_ids=None, per_image=False, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
@@ -65,10 +70,15 @@ class _OverlapScore(keras.metrics.Metric):
         self.from_logits = from_logits
         self.threshold = float(threshold)
         self.target_class_ids = target_class_ids
+        self.per_image = bool(per_image)
         counts = _count_dtype()
         self.true_positives = self.add_variable((scored,), "zeros", counts, name="tp")
         self.false_positives = self.add_variable((scored,), "zeros", counts, name="fp")
         self.false_negatives = self.add_variable((scored,), "zeros", counts, name="fn")
+        # per_image: the sum over images of each class's score (1 where empty and predicted
+        # empty), and the number of images.
+        self.image_scores = self.add_variable((scored,), "zeros", "float32", name="image_scores")
+        self.images = self.add_variable((), "zeros", "float32", name="images")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """``y_true``: ``(batch, H, W)`` or ``(batch, H, W, 1)`` labels; ``y_pred``: ``(batch,
@@ -108,10 +118,18 @@ class _OverlapScore(keras.metrics.Metric):
         truth = ops.one_hot(ops.where(valid[..., 0] > 0, labels, 0), classes, dtype=dtype)
         guess = ops.one_hot(predicted, classes, dtype=dtype)
         truth, guess = truth[..., offset:] * valid, guess[..., offset:] * valid
-        hits = ops.sum(truth * guess, axis=(0, 1, 2))
-        self.true_positives.assign_add(ops.cast(hits, dtype))
-        self.false_positives.assign_add(ops.cast(ops.sum(guess, axis=(0, 1, 2)) - hits, dtype))
-        self.false_negatives.assign_add(ops.cast(ops.sum(truth, axis=(0, 1, 2)) - hits, dtype))
+        hits = ops.sum(truth * guess, axis=(1, 2))  # (batch, classes)
+        false_positives = ops.sum(guess, axis=(1, 2)) - hits
+        false_negatives = ops.sum(truth, axis=(1, 2)) - hits
+        self.true_positives.assign_add(ops.sum(hits, axis=0))
+        self.false_positives.assign_add(ops.sum(false_positives, axis=0))
+        self.false_negatives.assign_add(ops.sum(false_negatives, axis=0))
+        if self.per_image:
+            tp, fp, fn = (ops.cast(v, "float32") for v in (hits, false_positives,
+                                                            false_negatives))
+            scores = ops.where(tp + fp + fn > 0, self._scores(tp, fp, fn), 1.0)
+            self.image_scores.assign_add(ops.sum(scores, axis=0))
+            self.images.assign_add(ops.cast(ops.shape(hits)[0], "float32"))
 
     def _scores(self, tp, fp, fn):
         raise NotImplementedError
@@ -121,32 +139,43 @@ class _OverlapScore(keras.metrics.Metric):
                 (self.true_positives, self.false_positives, self.false_negatives)]
 
     def result(self):
-        tp, fp, fn = self._counts()
-        occurs = (tp + fp + fn) > 0
-        scores = ops.where(occurs, self._scores(tp, fp, fn), 0.0)
-        weights = ops.cast(occurs, "float32")
+        if self.per_image:
+            scores = self.image_scores / ops.maximum(self.images, 1.0)
+            weights = ops.ones_like(scores) * ops.cast(self.images > 0, "float32")
+        else:
+            tp, fp, fn = self._counts()
+            occurs = (tp + fp + fn) > 0
+            scores = ops.where(occurs, self._scores(tp, fp, fn), 0.0)
+            weights = ops.cast(occurs, "float32")
         if self.target_class_ids is not None:
-            chosen = [1.0 if c in self.target_class_ids else 0.0 for c in range(tp.shape[0])]
+            chosen = [1.0 if c in self.target_class_ids else 0.0 for c in range(scores.shape[0])]
             weights = weights * ops.convert_to_tensor(chosen, "float32")
         counted = ops.sum(weights)
         return ops.where(counted > 0, ops.sum(scores * weights) / ops.maximum(counted, 1.0), 1.0)
 
     def per_class(self):
         """``(classes,)`` float64 numpy scores (binary: the foreground's alone), NaN for a
-        class in neither labels nor predictions."""
+        class in neither labels nor predictions (per_image: the mean over images, NaN
+        before any image)."""
+        if self.per_image:
+            images = float(ops.convert_to_numpy(self.images))
+            scores = np.asarray(ops.convert_to_numpy(self.image_scores), "float64")
+            return scores / images if images else np.full(scores.shape, np.nan)
         tp, fp, fn = (np.asarray(ops.convert_to_numpy(v), "float64") for v in
                       (self.true_positives, self.false_positives, self.false_negatives))
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(tp + fp + fn > 0, self._scores(tp, fp, fn), np.nan)
 
     def reset_state(self):
-        for variable in (self.true_positives, self.false_positives, self.false_negatives):
+        for variable in (self.true_positives, self.false_positives, self.false_negatives,
+                         self.image_scores, self.images):
             variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
                 "ignore_class": self.ignore_class, "from_logits": self.from_logits,
-                "threshold": self.threshold, "target_class_ids": self.target_class_ids}
+                "threshold": self.threshold, "target_class_ids": self.target_class_ids,
+                "per_image": self.per_image}
 
 
 @keras.saving.register_keras_serializable(package="keras_drn")
@@ -163,12 +192,16 @@ class DiceScore(_OverlapScore):
         threshold: binary decision threshold on the probability (default 0.5).
         target_class_ids: classes the mean runs over (default all; for example all but the
             background 0).
+        per_image: False (default): the score of the pooled counts; True: each image and
+            class scored alone (1 when the class is neither labelled nor predicted there),
+            then the mean over images and classes: the "mean Dice over image-class pairs"
+            of Kaggle leaderboards (SIIM-ACR, Severstal).
     """
 
     def __init__(self, num_classes, ignore_class=IGNORE_LABEL, from_logits=True, threshold=0.5,
-                 target_class_ids=None, name="dice", dtype=None):
+                 target_class_ids=None, per_image=False, name="dice", dtype=None):
         super().__init__(num_classes, ignore_class, from_logits, threshold, target_class_ids,
-                         name=name, dtype=dtype)
+                         per_image, name=name, dtype=dtype)
 
     def _scores(self, tp, fp, fn):
         return 2 * tp / (2 * tp + fp + fn)
@@ -181,9 +214,9 @@ class IoUScore(_OverlapScore):
     from logits, with the ignore label (what ``keras.metrics.BinaryIoU`` cannot do)."""
 
     def __init__(self, num_classes, ignore_class=IGNORE_LABEL, from_logits=True, threshold=0.5,
-                 target_class_ids=None, name="iou", dtype=None):
+                 target_class_ids=None, per_image=False, name="iou", dtype=None):
         super().__init__(num_classes, ignore_class, from_logits, threshold, target_class_ids,
-                         name=name, dtype=dtype)
+                         per_image, name=name, dtype=dtype)
 
     def _scores(self, tp, fp, fn):
         return tp / (tp + fp + fn)

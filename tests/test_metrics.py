@@ -34,6 +34,16 @@ def ref_scores(counts, kind):
     return scores
 
 
+def ref_per_image(labels, predictions, classes, scored, kind):
+    """Mean over images of each class's score, 1 where the class is neither labelled nor
+    predicted in an image."""
+    per_image = []
+    for image_labels, image_predictions in zip(labels, predictions):
+        scores = ref_scores(ref_counts(image_labels, image_predictions, classes, scored), kind)
+        per_image.append([1.0 if np.isnan(scores[c]) else scores[c] for c in scored])
+    return np.mean(per_image, axis=0)
+
+
 def _batches(seed, classes, channels, count=3):
     rng = np.random.default_rng(seed)
     for _ in range(count):
@@ -102,13 +112,42 @@ def test_empty_labels_and_predictions_score_one_and_per_class_nan():
 
 
 @pytest.mark.parametrize("kind, cls", METRICS)
+def test_per_image_scores_average_images_with_empty_pairs_scoring_one(kind, cls):
+    multi, binary = cls(num_classes=4, per_image=True), cls(num_classes=1, per_image=True)
+    seen = {"multi": ([], []), "binary": ([], [])}
+    for (labels, logits), (binary_labels, binary_logits) in zip(_batches(3, 4, 4),
+                                                                _batches(4, 2, 1)):
+        labels[0, :, 2:] = 3  # class 3 in one image only: absent (score 1) in the others
+        binary_labels[1] = 0
+        binary_logits[1] = -5.0  # an empty mask predicted empty
+        multi.update_state(labels, logits)
+        binary.update_state(binary_labels, binary_logits)
+        for key, y, p in (("multi", labels, logits.argmax(-1)),
+                          ("binary", binary_labels, (binary_logits[..., 0] > 0).astype(int))):
+            seen[key][0].append(y)
+            seen[key][1].append(p)
+    expected = ref_per_image(*map(np.concatenate, seen["multi"]), 4, range(4), kind)
+    np.testing.assert_allclose(multi.per_class(), expected, rtol=1e-6)
+    assert float(multi.result()) == pytest.approx(expected.mean(), rel=1e-6)
+    expected = ref_per_image(*map(np.concatenate, seen["binary"]), 2, [1], kind)
+    assert float(binary.result()) == pytest.approx(expected[0], rel=1e-6)
+    pooled = cls(num_classes=1)
+    for y, p in zip(*seen["binary"]):
+        pooled.update_state(y, np.where(p, 5.0, -5.0)[..., None])
+    assert float(pooled.result()) != pytest.approx(float(binary.result()))
+    multi.reset_state()
+    assert np.isnan(multi.per_class()).all()
+
+
+@pytest.mark.parametrize("kind, cls", METRICS)
 def test_inside_compiled_evaluate(kind, cls):
     inputs = keras.Input((None, None, 2))
     model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
     jit = keras.backend.backend() != "torch"
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                                   ignore_class=IGNORE),
-                  metrics=[cls(num_classes=3)], jit_compile=jit)
+                  metrics=[cls(num_classes=3), cls(num_classes=3, per_image=True, name="images")],
+                  jit_compile=jit)
     rng = np.random.default_rng(2)
     images = rng.normal(size=(6, 4, 5, 2)).astype("float32")
     labels = rng.integers(0, 3, (6, 4, 5))
@@ -117,12 +156,14 @@ def test_inside_compiled_evaluate(kind, cls):
     predictions = model.predict(images, verbose=0).argmax(-1)
     expected = ref_scores(ref_counts(labels, predictions, 3, range(3)), kind)
     assert results[kind] == pytest.approx(np.nanmean(list(expected.values())), rel=1e-5)
+    per_image = ref_per_image(labels, predictions, 3, range(3), kind)
+    assert results["images"] == pytest.approx(per_image.mean(), rel=1e-5)
 
 
 @pytest.mark.parametrize("kind, cls", METRICS)
 def test_config_round_trip(kind, cls):
     metric = cls(num_classes=5, ignore_class=0, from_logits=False, threshold=0.3,
-                 target_class_ids=[1, 2], name="custom")
+                 target_class_ids=[1, 2], per_image=True, name="custom")
     clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert type(clone) is cls and clone.get_config() == metric.get_config()
 

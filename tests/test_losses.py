@@ -238,8 +238,12 @@ def test_scores_at_ignored_pixels_change_nothing(loss, case):
 
 def test_labels_with_a_channel_axis_and_ignore_class_none():
     labels, logits = _multi_case(20)
-    for loss in (DiceLoss(), LovaszSoftmaxLoss(), FocalLoss()):
-        assert float(loss(labels[..., None], logits)) == pytest.approx(float(loss(labels, logits)))
+    binary_labels, binary_logits = _binary_case(19)
+    for loss in (DiceLoss(), LovaszSoftmaxLoss(), FocalLoss(), LovaszHingeLoss()):
+        for y, x in ((labels, logits), (binary_labels, binary_logits)):
+            if isinstance(loss, LovaszHingeLoss) and x.shape[-1] > 1:
+                continue
+            assert float(loss(y[..., None], x)) == pytest.approx(float(loss(y, x))), loss.name
     clean = np.where(labels == IGNORE, 1, labels)
     loss = DiceLoss(ignore_class=None)
     assert float(loss(clean, logits)) == pytest.approx(ref_dice(clean, logits), rel=1e-5)

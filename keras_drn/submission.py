@@ -16,7 +16,6 @@ import numbers
 import re
 
 import numpy as np
-from scipy import ndimage
 
 from keras_drn.atomic import write_text
 
@@ -146,8 +145,15 @@ def remove_small_components(mask, min_size, connectivity=4):
 
     ``connectivity``: 4 (pixels touching by an edge, the default) or 8 (edges or corners).
     ``mask``: binary ``(H, W)``; returns the same dtype and shape. Labelling by
-    ``scipy.ndimage.label``.
+    ``scipy.ndimage.label`` (scipy comes with JAX; ``pip install scipy`` otherwise), imported
+    here so that the RLE functions need numpy alone.
     """
+    try:
+        from scipy import ndimage
+    except ImportError as error:
+        raise ImportError(
+            "remove_small_components needs scipy (scipy.ndimage.label): pip install scipy."
+        ) from error
     binary = _binary_mask(mask)
     if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 0:
         raise ValueError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}.")

@@ -154,10 +154,31 @@ def _predict(args):
                          probabilities=args.probabilities, tta=args.flip, info_path=args.info)
         print(f"wrote {submission}")
         return 0
-    for path in segment.predict(args.model, args.images, args.output_dir, scales=args.scales,
-                                flip=args.flip, info_path=args.info):
+    for path in segment.predict(args.model, _image_files(args.images), args.output_dir,
+                                scales=args.scales, flip=args.flip, info_path=args.info,
+                                threshold=args.threshold, min_size=args.min_size,
+                                submission=args.submission, layout=args.layout,
+                                order=args.rle_order):
         print(f"wrote {path}")
     return 0
+
+
+def _image_files(paths):
+    """Files as given; a folder stands for its image files (sorted)."""
+    from keras_drn.constants import IMAGE_EXTENSIONS
+
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                           if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise ValueError(f"The folder {path!r} holds no image files "
+                                 f"({', '.join(IMAGE_EXTENSIONS)}).")
+            files += found
+        else:
+            files.append(path)
+    return files
 
 
 def _add_segmentation_commands(commands):
@@ -282,13 +303,27 @@ def _add_segmentation_commands(commands):
         "(id, predicted label) with flip test-time augmentation when --flip is given.",
     )
     predict.add_argument("model", help="model.keras or best.keras of a run")
-    predict.add_argument("images", nargs="+", help="image files (RGB, grayscale or RGBA)")
+    predict.add_argument("images", nargs="+", help="image files (RGB, grayscale or RGBA) or "
+                         "folders of them")
     predict.add_argument("--output-dir", default="predictions", help="where to write PNGs")
     predict.add_argument("--scales", type=_scales, default=(1.0,), help=scales_help)
     predict.add_argument("--flip", action="store_true", help="also average flipped inputs")
     predict.add_argument("--info", help=info_help)
     predict.add_argument("--submission", help="classifier: the CSV to write (default "
-                         "OUTPUT_DIR/submission.csv)")
+                         "OUTPUT_DIR/submission.csv); segmenter: also write this CSV of "
+                         "run-length-encoded masks (1-indexed start/length pairs)")
+    predict.add_argument("--threshold", type=float, default=0.5,
+                         help="binary segmenter: object probability threshold (default 0.5)")
+    predict.add_argument("--min-size", type=int, default=0,
+                         help="segmenter: drop connected regions smaller than this many "
+                         "pixels (default 0: keep all)")
+    predict.add_argument("--layout", choices=["image", "image_class"],
+                         help="segmenter submission rows: one per image (ImageId,"
+                         "EncodedPixels; default for binary runs) or per image and class "
+                         "(ImageId_ClassId,EncodedPixels; default otherwise)")
+    predict.add_argument("--rle-order", default="F", choices=["F", "C"],
+                         help="pixel order of the run-length encoding: F column-major "
+                         "(default, most competitions) or C row-major")
     predict.add_argument("--probabilities", action="store_true",
                          help="classifier: one probability column per class")
     predict.set_defaults(run=_predict)

@@ -53,10 +53,9 @@ def load_segmenter(model_path):
 
 
 def _check_num_classes(num_classes, where):
-    if num_classes is not None and num_classes < 2:
-        raise ValueError(
-            f"{where} has num_classes={num_classes}: segmentation needs at least 2 classes. "
-            "For a binary mask use 2 classes (0 = background, 1 = object) with masks of 0/1.")
+    if num_classes is not None and num_classes < 1:
+        raise ValueError(f"{where} has num_classes={num_classes}: give 1 (a binary mask: one "
+                         "logit per pixel) or the number of classes.")
 
 
 def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="drn",
@@ -76,9 +75,10 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     """
     import keras_drn
     from keras_drn import data as data_lib
-    from keras_drn.evaluation import evaluate_segmenter
+    from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
     from keras_drn.training import (
         compile_segmenter,
+        monitored_metric,
         poly_schedule,
         reference_optimizer,
         step_schedule,
@@ -147,7 +147,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         print(f"{model.name}: {model.count_params():,} parameters, backend "
               f"{keras.backend.backend()}; {train_data.size} training and {val_data.size} "
               f"validation examples of {train_data.name}.")
-        callbacks = training_callbacks(run.path)
+        callbacks = training_callbacks(run.path,
+                                       monitor=monitored_metric(train_data.num_classes))
         callbacks[0].on_epoch = lambda done: run.write_info(dict(info, epochs_done=done))
         start = time.time()
         model.fit(train_set, validation_data=val_set, epochs=epochs, verbose=verbose,
@@ -162,14 +163,13 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         print(report.table)
         inputs, labels = next(iter(val_set.unbatch().batch(6)))
         inputs = np.asarray(inputs)
-        predictions = np.argmax(keras.ops.convert_to_numpy(model.predict(inputs, verbose=0)),
-                                -1)
+        predictions = multi_scale_predict(model, inputs, scales=(1.0,), flip=False)
         grid_path = run.path / "val_predictions.png"
-        save_png(comparison_grid(inputs, np.asarray(labels), predictions,
-                                 train_data.num_classes, class_names=train_data.class_names),
-                 grid_path)
+        shown, names = display_classes(train_data.num_classes, train_data.class_names)
+        save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
+                                 class_names=names), grid_path)
         run.finish(dict(info, epochs_done=max(epochs, info["epochs_done"])),
-                   val_miou=report.miou)
+                   val_miou=report.miou, val_dice=float(report.dice[-1]))
     print(f"wrote {run.model_path} and {grid_path} (image | ground truth | prediction)")
     return model, report
 
@@ -251,32 +251,73 @@ def output_names(images):
     return names
 
 
+def display_classes(num_classes, class_names):
+    """``(classes, names)`` as pictures and masks show them: a binary run (one logit) as the
+    two classes background and object."""
+    if num_classes == 1:
+        name = class_names[-1] if class_names else "object"
+        return 2, ("background", "object" if name in (None, "class_0") else name)
+    return num_classes, tuple(class_names or (f"class {i}" for i in range(num_classes)))
+
+
 def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path=None,
-            alpha=0.5):
+            alpha=0.5, threshold=0.5, min_size=0, submission=None, layout=None, order="F"):
     """Writes, for each image file, ``<name>_mask.png`` (a palette PNG whose pixel values are
-    the class ids) and ``<name>_overlay.png`` (the coloured mask over the image), ``<name>``
-    distinct per input (``output_names``). Returns the written paths."""
+    the class ids; a binary run's are 0/1) and ``<name>_overlay.png`` (the coloured mask over
+    the image), ``<name>`` distinct per input (``output_names``). Returns the written paths.
+
+    Args:
+        threshold: object probability above which a binary run labels a pixel 1.
+        min_size: drop connected regions (4-connectivity) of a class smaller than this many
+            pixels (``keras_drn.submission.remove_small_components``): they become
+            background (0).
+        submission: also write this CSV of run-length-encoded masks
+            (``keras_drn.submission``): ``layout="image"`` (default for a binary run: one row
+            ``ImageId,EncodedPixels`` per image, its object mask) or ``"image_class"``
+            (default otherwise: ``ImageId_ClassId,EncodedPixels`` for every image and class
+            1..C-1); ids are the output names; ``order`` "F" (column-major, Kaggle's usual)
+            or "C".
+    """
     from keras_drn.data.images import read_image
     from keras_drn.evaluation import multi_scale_predict
+    from keras_drn.submission import remove_small_components, write_submission
     from keras_drn.visualize import colorize, palette, save_png
 
     if not images:
         raise ValueError("No images given to predict.")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1); received {threshold!r}.")
     runs.check_model_file(model_path)
     _, info = runs.run_of(model_path, info_path)
     model = load_segmenter(model_path)
     atomic.check_writable(output_dir)
-    written = []
-    colours = palette(info["num_classes"])
+    classes, _ = display_classes(info["num_classes"], info.get("class_names"))
+    layout = layout or ("image" if info["num_classes"] == 1 else "image_class")
+    written, rows = [], []
+    colours = palette(classes)
     for path, name in zip(images, output_names(images)):
         picture = read_image(path).astype("float32")
-        labels = multi_scale_predict(model, picture, scales=scales, flip=flip)
+        labels = multi_scale_predict(model, picture, scales=scales, flip=flip,
+                                     threshold=threshold)
+        if min_size:
+            kept = np.zeros_like(labels)
+            for class_id in range(1, classes):
+                region = remove_small_components(labels == class_id, min_size)
+                kept[region.astype(bool)] = class_id
+            labels = kept
         mask_path = os.path.join(output_dir, f"{name}_mask.png")
         mask = Image.fromarray(labels.astype("uint8"), mode="P")
         mask.putpalette(colours.reshape(-1).tolist())
         atomic.write_atomically(mask_path, lambda temporary: mask.save(temporary, format="PNG"))
-        overlay = (1 - alpha) * picture + alpha * colorize(labels, info["num_classes"])
+        overlay = (1 - alpha) * picture + alpha * colorize(labels, classes)
         overlay_path = os.path.join(output_dir, f"{name}_overlay.png")
         save_png(overlay.round().astype("uint8"), overlay_path)
         written += [mask_path, overlay_path]
+        if layout == "image":
+            rows.append((name, (labels > 0).astype("uint8")))
+        else:
+            rows += [(name, c, (labels == c).astype("uint8")) for c in range(1, classes)]
+    if submission is not None:
+        write_submission(submission, rows, layout=layout, order=order)
+        written.append(os.fspath(submission))
     return written

@@ -165,9 +165,14 @@ def compile_segmenter(
     Metric: ``miou`` (``evaluation.segmentation_miou``), so ``fit`` logs ``miou`` and
     ``val_miou``. Labels: ``(batch, H, W)`` integers in ``[0, num_classes)`` or the ignore label.
 
+    ``num_classes=1`` (a binary model: one logit per pixel, masks 0/1): binary cross-entropy
+    plus soft Dice, both with the ignore label (``keras_drn.losses``: ``FocalLoss(gamma=0)`` +
+    ``DiceLoss``), the usual Kaggle recipe; metrics ``iou`` and ``dice`` of the object
+    (``keras_drn.metrics``, sigmoid > 0.5).
+
     Args:
         model: the model to compile (for instance ``keras_drn.DRNSegmenter``).
-        num_classes: number of classes of the logits.
+        num_classes: number of classes of the logits (1: binary).
         optimizer: default ``reference_optimizer()`` (constant lr 0.01).
         ignore_label: label value left out of the loss and the metric.
         jit_compile: passed to ``model.compile``.
@@ -176,19 +181,29 @@ def compile_segmenter(
         The model, compiled.
     """
     _positive_int("num_classes", num_classes)
-    if num_classes < 2:
-        raise ValueError(
-            "compile_segmenter needs num_classes >= 2 (softmax over classes); received "
-            "num_classes=1. For a binary mask use 2 classes (0 = background, 1 = object).")
+    if num_classes == 1:  # binary: one logit per pixel, BCE + Dice, the Kaggle recipe
+        from keras_drn.losses import DiceLoss, FocalLoss, WeightedSum
+        from keras_drn.metrics import DiceScore, IoUScore
+
+        loss = WeightedSum([(FocalLoss(gamma=0.0, ignore_class=ignore_label), 1.0),
+                            (DiceLoss(ignore_class=ignore_label), 1.0)])
+        metrics = [IoUScore(1, ignore_class=ignore_label, name="iou"),
+                   DiceScore(1, ignore_class=ignore_label, name="dice")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=ignore_label)
+        metrics = [segmentation_miou(num_classes, ignore_label=ignore_label)]
     model.compile(
         optimizer=optimizer if optimizer is not None else reference_optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=ignore_label
-        ),
-        metrics=[segmentation_miou(num_classes, ignore_label=ignore_label)],
-        jit_compile=jit_compile,
+        loss=loss, metrics=metrics, jit_compile=jit_compile,
     )
     return model
+
+
+def monitored_metric(num_classes):
+    """The validation score ``compile_segmenter``'s model is judged by: ``val_miou``, or
+    ``val_dice`` for a binary model."""
+    return "val_dice" if num_classes == 1 else "val_miou"
 
 
 def training_callbacks(

@@ -233,3 +233,45 @@ def test_sigkill_while_writing_the_final_model_loses_no_epoch(folder, tmp_path):
     with open(run / "log.csv", newline="") as stream:
         assert [row["epoch"] for row in csv.DictReader(stream)] == ["0", "1"]
     assert [p.name for p in run.rglob("*") if ".tmp" in p.name] == []
+
+
+def test_binary_segmentation_trains_predicts_and_writes_an_rle_submission(tmp_path, capsys):
+    """--num-classes 1 with 0/255 masks: one logit per pixel, BCE + Dice, Dice reported,
+    0/1 masks, and a submission whose RLE decodes to the written mask."""
+    import keras
+
+    from keras_drn.data import make_scenes
+    from keras_drn.submission import rle_decode
+
+    images, masks, _ = make_scenes(12, size=24, seed=5)
+    for split, indices in (("train", range(8)), ("val", range(8, 12))):
+        for sub in ("images", "masks"):
+            (tmp_path / "data" / split / sub).mkdir(parents=True)
+        for i in indices:
+            Image.fromarray((255 * images[i]).astype("uint8")).save(
+                tmp_path / "data" / split / "images" / f"{i}.png")
+            Image.fromarray(np.where(masks[i] > 0, 255, 0).astype("uint8")).save(
+                tmp_path / "data" / split / "masks" / f"{i}.png")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--num-classes", "1",
+                     "--output-dir", str(run), "--epochs", "1", "--batch-size", "4",
+                     "--crop-size", "24", "--optimizer", "adamw", "--lr", "1e-3",
+                     "--one-line-per-epoch"]) == 0
+    out = capsys.readouterr().out
+    assert "Dice (object)" in out and "val_dice" in out
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.output.shape[-1] == 1
+    test = tmp_path / "data" / "val" / "images"
+    submission = tmp_path / "submission.csv"
+    assert cli.main(["predict", str(run / "model.keras"), str(test), "--output-dir",
+                     str(tmp_path / "out"), "--submission", str(submission),
+                     "--threshold", "0.3"]) == 0
+    with open(submission, newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["ImageId", "EncodedPixels"] and len(rows) == 5
+    for image_id, rle in rows[1:]:
+        written = np.asarray(Image.open(tmp_path / "out" / f"{image_id}_mask.png"))
+        np.testing.assert_array_equal(rle_decode(rle, written.shape), written)
+        raw = np.asarray(Image.open(test / f"{image_id}.png"), "float32")[None]
+        probability = 1 / (1 + np.exp(-model.predict(raw, verbose=0)[0, ..., 0]))
+        np.testing.assert_array_equal(written, (probability > 0.3).astype("uint8"))

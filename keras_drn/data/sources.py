@@ -124,6 +124,10 @@ def _read_mask(path, num_classes):
     except OSError as error:
         raise ValueError(f"Cannot read mask {path!r}: {error}") from None
     values = np.unique(mask).astype(np.int64)
+    if num_classes == 1:  # binary: 0/1 (255 ignored), or a 0/255 mask whose 255 is the object
+        if set(values.tolist()) <= {0, 255}:
+            return (mask == 255).astype(np.uint8)
+        num_classes = 2
     bad = values[((values < 0) | (values >= num_classes)) & (values != IGNORE_LABEL)]
     if bad.size:
         raise ValueError(

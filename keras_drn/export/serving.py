@@ -8,7 +8,8 @@ from keras import layers, ops
 
 @keras.saving.register_keras_serializable(package="keras_drn")
 class ClassIds(layers.Layer):
-    """Argmax over the last axis, as ``output_dtype``: logits -> class ids.
+    """Argmax over the last axis, as ``output_dtype``: logits -> class ids; a binary model's
+    single logit gives 1 where it is positive (probability above 0.5), else 0.
 
     Input shape: ``(batch, ..., classes)``. Output shape: ``(batch, ...)``.
     """
@@ -18,6 +19,8 @@ class ClassIds(layers.Layer):
         self.output_dtype = output_dtype
 
     def call(self, inputs):
+        if inputs.shape[-1] == 1:
+            return ops.cast(inputs[..., 0] > 0, self.output_dtype)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 

@@ -7,6 +7,7 @@ MaureenZOU/Adaptive-anti-Aliasing, ``Downsample_PASA_group_softmax``).
 import keras
 from keras import layers, ops
 
+from keras_drn.layers.blur_pool import pad_spatial
 from keras_drn.layers.initializers import reference_conv_initializer
 
 SOFTMAX_SCOPES = ("group", "all")
@@ -46,8 +47,10 @@ class AdaptiveBlurPool(layers.Layer):
         softmax_scope: ``"group"`` or ``"all"``, see above.
         epsilon, momentum: BatchNormalization settings (PyTorch defaults).
 
-    Input shape: ``(batch, height, width, channels)`` with height and width larger than
-    ``kernel_size // 2`` (reflect padding).
+    Input shape: ``(batch, height, width, channels)``, any height and width >= 1: a side not
+    larger than ``kernel_size // 2`` is padded by repeated reflection
+    (``keras_drn.layers.blur_pool.pad_spatial``; a 1-pixel side repeats its pixel), every
+    other side by the plain reflect padding.
     Output shape: ``(batch, ceil(height / strides), ceil(width / strides), channels)``.
 
     Example:
@@ -115,7 +118,7 @@ class AdaptiveBlurPool(layers.Layer):
     def call(self, inputs, training=None):
         k, g = self.kernel_size, self.groups
         pad = k // 2
-        x = ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
+        x = pad_spatial(inputs, ((pad, pad), (pad, pad)), mode="reflect")
         # Filter logits at the kept positions only: a strided valid conv on the padded input.
         logits = self.bn(self.conv(x), training=training)
         shape = ops.shape(logits)

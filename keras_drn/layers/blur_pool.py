@@ -14,6 +14,61 @@ from keras import layers, ops
 PAD_MODES = ("reflect", "symmetric", "constant")
 
 
+def _folded_indices(size, before, after, mode):
+    """Source indices of a ``reflect`` or ``symmetric`` padding of an axis of length ``size``
+    (an int or a scalar tensor) by ``before`` and ``after``, reflecting again as often as the
+    padding needs (NumPy's rule): ``reflect`` folds with period ``2 * (size - 1)`` (edge not
+    repeated; a 1-pixel axis repeats its pixel), ``symmetric`` with period ``2 * size``."""
+    index = ops.arange(-before, size + after, dtype="int32")
+    if mode == "reflect":
+        period = ops.maximum(2 * (size - 1), 1)
+        folded = ops.mod(index, period)
+        return ops.where(folded < size, folded, period - folded)
+    folded = ops.mod(index, 2 * size)
+    return ops.where(folded < size, folded, 2 * size - 1 - folded)
+
+
+def pad_spatial(x, pads, mode="reflect"):
+    """Pads the height and width of ``(batch, height, width, channels)`` by ``pads`` =
+    ``((top, bottom), (left, right))``, at any size.
+
+    ``"reflect"`` (``d c b | a b c d | c b a``) and ``"symmetric"`` (``c b a | a b c d | d c
+    b``) reflect again where the padding is wider than the side allows (NumPy's and JAX's
+    rule; a 1-pixel side repeats its pixel). Where the side allows a single reflection (more
+    than the padding for reflect, at least the padding for symmetric) this is
+    ``keras.ops.pad`` itself: TensorFlow's MirrorPad and torch's reflect pad refuse smaller
+    sides, so those sides (and sides unknown until run time) are padded by gathering the
+    reflected rows and columns instead, which gives the same values (as does symmetric
+    padding on torch, whose Keras ``pad`` repeats the edge instead). ``"constant"`` pads with
+    zeros.
+    """
+    spec = [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+    if mode == "constant":
+        return ops.pad(x, spec)
+    smallest = {"reflect": 1, "symmetric": 0}[mode]
+    # Keras 3's torch backend pads "symmetric" as "replicate" (edge), which differs from
+    # symmetric once a padding exceeds 1: on torch, symmetric is always gathered.
+    native = mode == "reflect" or keras.backend.backend() != "torch"
+
+    def single_reflection(side, pad):
+        return native and side is not None and side >= max(pad) + smallest
+
+    if all(single_reflection(x.shape[axis], pads[axis - 1]) for axis in (1, 2)):
+        return ops.pad(x, spec, mode=mode)
+    for axis in (1, 2):
+        before, after = pads[axis - 1]
+        if not before and not after:
+            continue
+        if single_reflection(x.shape[axis], pads[axis - 1]):
+            axis_spec = [[0, 0]] * 4
+            axis_spec[axis] = [before, after]
+            x = ops.pad(x, axis_spec, mode=mode)
+        else:
+            indices = _folded_indices(ops.shape(x)[axis], before, after, mode)
+            x = ops.take(x, indices, axis=axis)
+    return x
+
+
 def binomial_filter(size):
     """The normalised 2-D binomial filter of a side ``size`` (1 to 7), as a numpy array."""
     row = np.array([math.comb(size - 1, i) for i in range(size)], dtype="float64")
@@ -37,8 +92,10 @@ class BlurPool(layers.Layer):
         pad_mode: ``"reflect"`` (default, as the reference), ``"symmetric"`` or
             ``"constant"`` (zeros).
 
-    Input shape: ``(batch, height, width, channels)``; reflect padding needs height and
-    width larger than the padding (at least 3 for size 4).
+    Input shape: ``(batch, height, width, channels)``, any height and width >= 1: where a
+    side is too small for one reflection (below 3 for size 4 and 5, below 4 for 6 and 7)
+    the padding reflects again (``pad_spatial``; NumPy's rule), and wherever one reflection
+    fits the output is that of the plain reflect padding.
     Output shape: ``(batch, ceil(height / strides), ceil(width / strides), channels)``.
 
     Example:
@@ -72,8 +129,7 @@ class BlurPool(layers.Layer):
     def call(self, inputs):
         if self.filter_size == 1:
             return inputs[:, :: self.strides, :: self.strides, :]
-        pads = [[0, 0], list(self._pads), list(self._pads), [0, 0]]
-        x = ops.pad(inputs, pads, mode=self.pad_mode)
+        x = pad_spatial(inputs, (self._pads, self._pads), mode=self.pad_mode)
         kernel = np.tile(self._kernel[:, :, None, None], (1, 1, self.channels, 1))
         kernel = ops.convert_to_tensor(kernel, dtype=inputs.dtype)
         return ops.depthwise_conv(x, kernel, strides=self.strides, padding="valid")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.layers import AdaptiveBlurPool
+from keras_drn.layers import AdaptiveBlurPool, adaptive_blur_pool
 from tests.helpers import random_input, run_layer_test, to_numpy
 
 
@@ -72,7 +72,10 @@ def _reference_forward(x, weights, kernel_size, groups, stride):
     kernel, gamma, beta, mean, var = (torch.from_numpy(np.asarray(w)) for w in weights)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     pad = kernel_size // 2
-    padded = f.pad(xt, (pad,) * 4, mode="reflect")
+    # NumPy's reflect padding: torch's where torch allows it (sides > pad), reflected again
+    # below.
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    padded = torch.from_numpy(padded).permute(0, 3, 1, 2)
     logits = f.conv2d(padded, kernel.permute(3, 2, 0, 1))
     logits = f.batch_norm(logits, mean, var, gamma, beta, False, 0.0, 1e-5)
     sigma = torch.softmax(logits, dim=1)
@@ -92,6 +95,40 @@ def test_all_scope_reproduces_the_released_code(size):
     _randomize_bn(layer, seed=3)
     expected = _reference_forward(x, layer.get_weights(), 3, 3, 2)
     np.testing.assert_allclose(to_numpy(layer(x, training=False)), expected, atol=1e-5)
+
+
+SIDES = [(side, 10 - side) for side in range(1, 10)]  # every side from 1 to 9
+
+
+@pytest.mark.parametrize("kernel_size, shapes", [(3, SIDES), (5, [(1, 9), (2, 3), (3, 2), (6, 4)])])
+def test_every_side_from_1_to_9(kernel_size, shapes, monkeypatch):
+    """Any input size works (MirrorPad / torch's pad raised below 5 px inside a DRN): the
+    released computation on NumPy-reflect-padded inputs, and bit for bit today's output
+    wherever plain reflect padding was valid."""
+    layer = AdaptiveBlurPool(kernel_size=kernel_size, strides=2, groups=2, softmax_scope="all")
+    layer.build((None, None, None, 4))
+    _randomize_bn(layer, seed=1)
+    outputs = {}
+    for height, width in shapes:
+        x = random_input((1, height, width, 4))
+        ours = to_numpy(layer(x, training=False))
+        assert ours.shape == (1, -(-height // 2), -(-width // 2), 4)
+        expected = _reference_forward(x, layer.get_weights(), kernel_size, 2, 2)
+        np.testing.assert_allclose(ours, expected, atol=1e-5)
+        outputs[height, width] = (x, ours)
+    monkeypatch.setattr(adaptive_blur_pool, "pad_spatial", lambda x, pads, mode: keras.ops.pad(
+        x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]], mode=mode))
+    x, ours = outputs[6, 4]  # a size where reflect padding was valid: today's code path
+    np.testing.assert_array_equal(to_numpy(layer(x, training=False)), ours)
+
+
+def test_training_at_one_pixel():
+    """Batch statistics over a 1x1 output and a gradient, on this backend."""
+    layer = AdaptiveBlurPool(kernel_size=3, groups=2)
+    x = random_input((2, 1, 1, 4))
+    out = to_numpy(layer(x, training=True))
+    assert out.shape == (2, 1, 1, 4) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, x, rtol=1e-5, atol=1e-5)  # every tap is the one pixel
 
 
 @pytest.mark.parametrize(

@@ -122,8 +122,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
                   "nothing to train. Pass a larger --epochs to train further, or --overwrite "
                   "to start over.")
             model = load_segmenter(run.model_path)
-            report = evaluate_segmenter(model, val_set, info["num_classes"],
-                                        class_names=info["class_names"])
+            report = evaluate_segmenter(model, val_set, info["num_classes"], class_names=(
+                display_classes(info["num_classes"], info["class_names"])[1]))
             run.finish(info)
             print(f"validation IoU (%) of {run.model_path}:\n{report.table}")
             return model, report
@@ -157,15 +157,16 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         print(f"trained for {time.time() - start:.0f} s"
               + (f" (resumed after epoch {resumed})" if resumed else ""))
         atomic.write_atomically(run.model_path, model.save, "run")
+        shown, names = display_classes(train_data.num_classes, train_data.class_names)
         report = evaluate_segmenter(model, val_set, train_data.num_classes,
-                                    class_names=train_data.class_names)
+                                    class_names=names if shown != train_data.num_classes
+                                    else train_data.class_names)
         print(f"validation IoU (%) of {run.model_path}:")
         print(report.table)
         inputs, labels = next(iter(val_set.unbatch().batch(6)))
         inputs = np.asarray(inputs)
         predictions = multi_scale_predict(model, inputs, scales=(1.0,), flip=False)
         grid_path = run.path / "val_predictions.png"
-        shown, names = display_classes(train_data.num_classes, train_data.class_names)
         save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
                                  class_names=names), grid_path)
         run.finish(dict(info, epochs_done=max(epochs, info["epochs_done"])),
@@ -219,7 +220,8 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
     report = None
     if not classifier:
         report = evaluate_segmenter(model, dataset, info["num_classes"], scales=scales,
-                                    flip=flip, class_names=info.get("class_names"))
+                                    flip=flip, class_names=display_classes(
+                                        info["num_classes"], info.get("class_names"))[1])
     if not consistency:
         return report
     shift = shift_consistency(model, dataset, shifts=range(1, max_shift + 1), seed=seed)

@@ -224,14 +224,16 @@ def run_of(model_path, info_path=None):
 
 
 def task_of(model_path, info_path=None):
-    """The task recorded for the run of ``model_path``, or ``None`` without a readable
-    ``info.json``."""
+    """The task recorded for the run of ``model_path``, or ``None`` when no run's
+    ``info.json`` is beside it."""
     path = pathlib.Path(info_path or pathlib.Path(model_path).with_name(INFO))
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return info.get("task", "segmentation" if "num_classes" in info else None)
+    if "format" in info or "backbone" in info:  # a run folder, current or of keras_drn 0.1
+        return info.get("task", "segmentation")
+    return None  # another info.json (a dataset folder's, say)
 
 
 def upgrade(path):

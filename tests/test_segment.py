@@ -79,6 +79,7 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
     from keras_drn import segment
     from keras_drn.evaluation import confusion_matrix
 
+    model = keras.saving.load_model(run / "model.keras")  # after the resumed epoch
     report = segment.evaluate(str(run / "model.keras"), str(folder))
     confusion = np.zeros((4, 4), "int64")
     for i in range(8, 12):
@@ -168,8 +169,8 @@ def test_bad_input_is_named(folder, tmp_path):
     keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs)).save(lonely / "model.keras")
     with pytest.raises(ValueError, match="No .*info.json"):
         cli.main(["predict", str(lonely / "model.keras"), str(folder / "0.jpg")])
-    with pytest.raises(ValueError, match="num_classes=1: segmentation needs at least 2"):
-        cli.main(["train", "--data", str(folder), "--num-classes", "1",
+    with pytest.raises(ValueError, match="num_classes=0: give 1 \\(a binary mask"):
+        cli.main(["train", "--data", str(folder), "--num-classes", "0",
                   "--output-dir", str(tmp_path / "one")])
 
 

@@ -146,9 +146,10 @@ def state_dict_to_model(state_dict, model, names, origin="the checkpoint"):
         )
     for variable, value in plan.assignments:
         variable.assign(value.astype(variable.dtype))
-    fresh = {_head(path) for path in unassigned}
-    notes = [f"the checkpoint's {name} classifier is not used" for name in sorted(plan.unused_heads)]
-    return notes + [f"the model's {name} head is freshly initialised" for name in sorted(fresh)]
+    fresh = sorted({_head(path) for path in unassigned})
+    notes = [f"the checkpoint's {name} classifier is not used"
+             for name in sorted(plan.unused_heads)]
+    return notes + [f"the model's {name} head is freshly initialised" for name in fresh]
 
 
 def _check_up_kernel(value, origin):

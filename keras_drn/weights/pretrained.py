@@ -30,9 +30,8 @@ MIRROR_ENV = sources.SOURCES["official"].mirror_env  # KERAS_DRN_WEIGHTS_URL, ke
 MAX_DOWNLOAD_BYTES = 2 * 2**30
 TIMEOUT_SECONDS = 60
 # The default file of each variant (what weights="imagenet" tries first), with its mean/std.
-CHECKPOINTS = {}
-for _file in sources.FILES:
-    CHECKPOINTS.setdefault(_file.variant, _file)
+CHECKPOINTS = {variant: sources.files_for(variant)[0]
+               for variant in sources.variants_with_weights()}
 
 
 class _Refused(OSError):

@@ -77,9 +77,9 @@ def server():
     thread.join()
 
 
-def _zip(member, data, extra=()):
+def _zip(member, data, extra=(), compression=zipfile.ZIP_STORED):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
+    with zipfile.ZipFile(buffer, "w", compression) as zipped:
         zipped.writestr(member, data)
         for name, body in extra:
             zipped.writestr(name, body)
@@ -113,15 +113,16 @@ def made(tmp_path_factory):
     net = reference_net("drn_d_22")
     pth = pathlib.Path(save(_pytorchcv_state(net), folder / "cv.pth")).read_bytes()
     official = pathlib.Path(save(net.state_dict(), folder / "ref.pth")).read_bytes()
-    return net, pth, official
+    sha1 = hashlib.sha1(pth).hexdigest()
+    member = f"drnd22-0758-{sha1[:8]}.pth"  # deflated, as imgclsmob's release assets are
+    return net, pth, official, sha1, _zip(member, pth, compression=zipfile.ZIP_DEFLATED)
 
 
 @pytest.fixture
 def files(made, tmp_path, monkeypatch):
     """DRN-D-22 rows for both sources with the test files' real hashes and unresolvable
     official hosts; no mirror set; KERAS_HOME in tmp_path."""
-    net, pth, official = made
-    sha1 = hashlib.sha1(pth).hexdigest()
+    net, pth, official, sha1, zip_bytes = made
     stem = f"drnd22-0758-{sha1[:8]}"
     name = f"drn_d_22-{hashlib.sha256(official).hexdigest()[:8]}.pth"
     zipped = sources.WeightsFile(
@@ -142,7 +143,7 @@ def files(made, tmp_path, monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return Files(net, zipped, plain, _zip(zipped.member, pth), pth, official)
+    return Files(net, zipped, plain, zip_bytes, pth, official)
 
 
 def _cached():

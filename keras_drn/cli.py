@@ -360,6 +360,12 @@ def build_parser():
     )
     convert.build_parser(converter)
     converter.set_defaults(run=convert.run)
+    from keras_drn.weights import commands as weights_commands
+
+    weights = commands.add_parser(
+        "weights", help="list the pretrained files, or download them for offline use")
+    weights_commands.build_parser(weights)
+    weights.set_defaults(run=weights_commands.run)
     from keras_drn.export import build_parser as export_arguments
     from keras_drn.export import run as run_export
 

@@ -1,4 +1,5 @@
-"""Converts an official DRN PyTorch checkpoint to a Keras .weights.h5 file, offline.
+"""Converts a DRN PyTorch checkpoint (the reference's drn.py or segment.py, or imgclsmob's
+pytorchcv layout; .pth or .pth.zip) to a Keras .weights.h5 file, offline.
 
     python tools/convert_weights.py drn_d_22-4bd2f8ea.pth drn_d_22.weights.h5 --variant drn_d_22
 

@@ -18,7 +18,9 @@ probe per dtype detects that and keeps Keras' space-to-batch path there.
 import functools
 
 import keras
-from keras import layers
+from keras import layers, ops
+
+from keras_drn.layers.initializers import reference_conv_initializer
 
 
 @functools.cache
@@ -71,3 +73,40 @@ class DilatedConv2D(layers.Conv2D):
                 dilations=list(self.dilation_rate),
             )
         return super().convolution_op(inputs, kernel)
+
+
+def symmetric_padding(kernel_size, dilation=1):
+    """The padding of PyTorch's ``Conv2d(..., padding=dilation * (k - 1) // 2)``, per side."""
+    return dilation * (kernel_size - 1) // 2
+
+
+def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype=None):
+    """The reference's bias-free ``Conv2d(k, stride, padding=dilation * (k - 1) // 2)`` as a
+    ``DilatedConv2D`` (the reference's He fan-out initialisation).
+
+    PyTorch pads symmetrically; Keras's "same" does too at stride 1 but pads (0, 1) at stride
+    2 on even sizes. So a stride-2 conv is "valid" and needs ``pad_symmetric`` (or a
+    ``ZeroPadding2D(symmetric_padding(k, dilation))`` layer) before it.
+    Input ``(batch, height, width, channels)``; output ``(batch, ceil(height / strides),
+    ceil(width / strides), filters)`` once padded.
+    """
+    return DilatedConv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        dilation_rate=dilation,
+        padding="valid" if strides > 1 else "same",
+        use_bias=False,
+        kernel_initializer=reference_conv_initializer(),
+        data_format="channels_last",
+        dtype=dtype,
+        name=name,
+    )
+
+
+def pad_symmetric(conv, x):
+    """Applies ``conv`` (made by ``reference_conv``) with PyTorch's symmetric padding."""
+    if conv.strides[0] > 1:
+        pad = symmetric_padding(conv.kernel_size[0], conv.dilation_rate[0])
+        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    return conv(x)

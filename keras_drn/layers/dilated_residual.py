@@ -10,8 +10,7 @@ from keras import layers, ops
 
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.blur_pool import BlurPool
-from keras_drn.layers.dilated_conv import DilatedConv2D
-from keras_drn.layers.initializers import reference_conv_initializer
+from keras_drn.layers.dilated_conv import pad_symmetric, reference_conv
 
 BLOCKS = {"basic": 1, "bottleneck": 4}  # block kind -> channel expansion
 ANTI_ALIAS = (None, "blur", "adaptive")
@@ -139,19 +138,8 @@ class DilatedResidualBlock(layers.Layer):
         self._conv_stride = 1 if self._blurred else strides
 
     def _conv(self, filters, kernel_size, name, strides=1, dilation=1):
-        return DilatedConv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            dilation_rate=dilation,
-            # Stride-2 convs pad explicitly in call(); stride 1 "same" is symmetric.
-            padding="valid" if strides > 1 else "same",
-            use_bias=False,
-            kernel_initializer=reference_conv_initializer(),
-            data_format="channels_last",
-            dtype=self.dtype_policy,
-            name=name,
-        )
+        # Stride-2 convs pad explicitly in call() (pad_symmetric); stride 1 "same" is symmetric.
+        return reference_conv(filters, kernel_size, strides, dilation, name, self.dtype_policy)
 
     def _bn(self, name):
         return layers.BatchNormalization(
@@ -214,24 +202,16 @@ class DilatedResidualBlock(layers.Layer):
             dtype=self.dtype_policy,
         )
 
-    @staticmethod
-    def _apply(conv, x):
-        stride = conv.strides[0]
-        if stride > 1:
-            pad = conv.dilation_rate[0] * (conv.kernel_size[0] - 1) // 2
-            x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        return conv(x)
-
     def call(self, inputs, training=None):
         x = inputs
         if self.block == "basic":
-            y = ops.relu(self.bn1(self._apply(self.conv1, x), training=training))
+            y = ops.relu(self.bn1(pad_symmetric(self.conv1, x), training=training))
             if self._blurred:
                 y = self.blur(y, training=training)
-            y = self.bn2(self._apply(self.conv2, y), training=training)
+            y = self.bn2(pad_symmetric(self.conv2, y), training=training)
         else:
             y = ops.relu(self.bn1(self.conv1(x), training=training))
-            y = ops.relu(self.bn2(self._apply(self.conv2, y), training=training))
+            y = ops.relu(self.bn2(pad_symmetric(self.conv2, y), training=training))
             if self._blurred:
                 y = self.blur(y, training=training)
             y = self.bn3(self.conv3(y), training=training)
@@ -241,7 +221,7 @@ class DilatedResidualBlock(layers.Layer):
                 if self._blurred:
                     shortcut = self.downsample_blur(shortcut, training=training)
                 shortcut = self.downsample_bn(
-                    self._apply(self.downsample_conv, shortcut), training=training
+                    pad_symmetric(self.downsample_conv, shortcut), training=training
                 )
             y = y + shortcut
         return ops.relu(y)

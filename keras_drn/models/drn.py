@@ -1,4 +1,5 @@
-"""The DRN model family (DRN-A, DRN-C, DRN-D) as one table of variants and one builder.
+"""The DRN model family (DRN-A, DRN-C, DRN-D): one builder over the variant table
+(``keras_drn.models.variants``).
 
 Yu, Koltun, Funkhouser, "Dilated Residual Networks", CVPR 2017. The architecture follows the
 official code (github fyu/drn, ``drn.py``) layer for layer, and layer names follow its
@@ -6,18 +7,18 @@ official code (github fyu/drn, ``drn.py``) layer for layer, and layer names foll
 checkpoints map onto these models by name.
 """
 
-from dataclasses import dataclass
-
 import keras
 from keras import layers
 
-from keras_drn.layers.dilated_conv import DilatedConv2D
+from keras_drn.layers.dilated_conv import reference_conv, symmetric_padding
 from keras_drn.layers.dilated_residual import (
     ANTI_ALIAS,
+    BLOCKS,
     DilatedResidualBlock,
     make_anti_alias,
 )
-from keras_drn.layers.initializers import reference_conv_initializer
+from keras_drn.models.variants import CHILDREN, LEVELS, STEM, VARIANTS
+from keras_drn.weights.layouts import CheckpointNames
 from keras_drn.weights.loading import load_weights, validate_weights_argument
 
 BN_EPSILON = 1e-5  # PyTorch's default; Keras's 1e-3 would change converted outputs
@@ -25,75 +26,52 @@ BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 POOLINGS = (None, "avg", "max")
 
 
-@dataclass(frozen=True)
-class DRNVariant:
-    """One row of the variant table: ``arch`` "A", "C" or "D", block kind, depth per level."""
+def feature_info(variant):
+    """Per level of ``variant``: ``{"level": n, "channels": c, "reduction": r}`` (output
+    channels and output stride of the layer ``levelN``), from the variant table."""
+    spec = VARIANTS[variant]
+    info = []
+    for level, count in zip(LEVELS[spec.arch], spec.depths):
+        if count:
+            expansion = BLOCKS[spec.block] if level.unit == "block" else 1
+            info.append({"level": level.number, "channels": level.channels * expansion,
+                         "reduction": level.reduction})
+    return info
 
-    name: str
-    arch: str
-    block: str
-    depths: tuple
 
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        DRNVariant("drn_a_18", "A", "basic", (2, 2, 2, 2)),
-        DRNVariant("drn_a_34", "A", "basic", (3, 4, 6, 3)),
-        DRNVariant("drn_a_50", "A", "bottleneck", (3, 4, 6, 3)),
-        DRNVariant("drn_c_26", "C", "basic", (1, 1, 2, 2, 2, 2, 1, 1)),
-        DRNVariant("drn_c_42", "C", "basic", (1, 1, 3, 4, 6, 3, 1, 1)),
-        DRNVariant("drn_c_58", "C", "bottleneck", (1, 1, 3, 4, 6, 3, 1, 1)),
-        DRNVariant("drn_d_22", "D", "basic", (1, 1, 2, 2, 2, 2, 1, 1)),
-        DRNVariant("drn_d_24", "D", "basic", (1, 1, 2, 2, 2, 2, 2, 2)),
-        DRNVariant("drn_d_38", "D", "basic", (1, 1, 3, 4, 6, 3, 1, 1)),
-        DRNVariant("drn_d_40", "D", "basic", (1, 1, 3, 4, 6, 3, 2, 2)),
-        DRNVariant("drn_d_54", "D", "bottleneck", (1, 1, 3, 4, 6, 3, 1, 1)),
-        DRNVariant("drn_d_56", "D", "bottleneck", (1, 1, 3, 4, 6, 3, 2, 2)),
-        DRNVariant("drn_d_105", "D", "bottleneck", (1, 1, 3, 4, 23, 3, 1, 1)),
-        DRNVariant("drn_d_107", "D", "bottleneck", (1, 1, 3, 4, 23, 3, 2, 2)),
-    )
-}
-
-# DRN-C/D levels: (level, channels, stride, dilation, unit). Units: "early" (levels 1-2:
-# residual basic blocks in C, plain conv-BN-ReLU in D), "block" (the variant's block), and
-# "degrid" (levels 7-8: basic blocks without residual in C, plain convs in D).
-CD_LEVELS = (
-    (1, 16, 1, 1, "early"),
-    (2, 32, 2, 1, "early"),
-    (3, 64, 2, 1, "block"),
-    (4, 128, 2, 1, "block"),
-    (5, 256, 1, 2, "block"),
-    (6, 512, 1, 4, "block"),
-    (7, 512, 1, 2, "degrid"),
-    (8, 512, 1, 1, "degrid"),
-)
-# DRN-A levels after the ResNet stem: (level, planes, stride, dilation). As in the reference,
-# the first block of a dilated level keeps dilation 1.
-A_LEVELS = ((1, 64, 1, 1), (2, 128, 2, 1), (3, 256, 1, 2), (4, 512, 1, 4))
+def checkpoint_names(variant):
+    """The ``CheckpointNames`` of ``variant`` (what ``keras_drn.weights`` needs to map the
+    reference's, segment.py's and pytorchcv's keys), from the variant table."""
+    spec = VARIANTS[variant]
+    levels = list(zip(LEVELS[spec.arch], spec.depths))
+    absent = {f"layer{level.number}" for level, count in levels if not count}
+    children = tuple(c for c in CHILDREN[spec.arch] if c not in absent)
+    stem = tuple(STEM[spec.arch][:2])
+    if spec.arch == "A":
+        return CheckpointNames(variant, children, stem)
+    units, stage, position = [], 0, 0
+    for level, count in levels:
+        if level.pytorchcv_stage != stage:
+            stage, position = level.pytorchcv_stage, 0
+        for i in range(count):
+            position += 1
+            prefix = f"features.stage{stage}.unit{position}"
+            if spec.arch == "D" and level.unit != "block":
+                names = (f"layer{level.number}.{3 * i}", f"layer{level.number}.{3 * i + 1}")
+                units.append((prefix, "plain", names))
+            else:
+                units.append((prefix, "block", (f"layer{level.number}.{i}",)))
+    return CheckpointNames(variant, children, stem, tuple(units))
 
 
 def _bn(name):
     return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def _conv(filters, kernel_size, name, strides=1, dilation=1):
-    return DilatedConv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        dilation_rate=dilation,
-        padding="valid" if strides > 1 else "same",
-        use_bias=False,
-        kernel_initializer=reference_conv_initializer(),
-        name=name,
-    )
-
-
 def _strided_conv(x, filters, kernel_size, name):
     """Stride-2 conv with PyTorch's symmetric padding (TF "same" pads (0, 1) at even sizes)."""
-    x = layers.ZeroPadding2D((kernel_size - 1) // 2, name=f"{name}_pad")(x)
-    return _conv(filters, kernel_size, name, strides=2)(x)
+    x = layers.ZeroPadding2D(symmetric_padding(kernel_size), name=f"{name}_pad")(x)
+    return reference_conv(filters, kernel_size, strides=2, name=name)(x)
 
 
 def _block_level(x, level, block, planes, count, stride, dilation, first_dilation, anti_alias,
@@ -122,7 +100,7 @@ def _conv_level(x, level, channels, count, stride, dilation, anti_alias):
         if strided and anti_alias is None:
             x = _strided_conv(x, channels, 3, name)
         else:
-            x = _conv(channels, 3, name, dilation=dilation)(x)
+            x = reference_conv(channels, 3, dilation=dilation, name=name)(x)
         x = _bn(f"layer{level}_{3 * i + 1}")(x)
         x = layers.ReLU(name=f"layer{level}_{3 * i + 2}")(x)
         if strided and anti_alias is not None:
@@ -131,23 +109,23 @@ def _conv_level(x, level, channels, count, stride, dilation, anti_alias):
 
 
 def _drn_cd_body(x, variant, anti_alias):
-    stem = {"C": ("conv1", "bn1", "relu"), "D": ("layer0_0", "layer0_1", "layer0_2")}
-    names = stem[variant.arch]
-    x = _conv(16, 7, names[0])(x)
-    x = _bn(names[1])(x)
-    x = layers.ReLU(name=names[2])(x)
-    for (level, channels, stride, dilation, unit), count in zip(CD_LEVELS, variant.depths):
+    conv, bn, relu = (name.replace(".", "_") for name in STEM[variant.arch])
+    x = reference_conv(16, 7, name=conv)(x)
+    x = _bn(bn)(x)
+    x = layers.ReLU(name=relu)(x)
+    for level, count in zip(LEVELS[variant.arch], variant.depths):
         if count == 0:
             continue
-        if unit == "block":
-            x = _block_level(x, level, variant.block, channels, count, stride, dilation,
-                             dilation, anti_alias)
+        n, channels, stride, dilation = level.number, level.channels, level.stride, level.dilation
+        if level.unit == "block":
+            x = _block_level(x, n, variant.block, channels, count, stride, dilation,
+                             level.first_dilation, anti_alias)
         elif variant.arch == "C":
-            x = _block_level(x, level, "basic", channels, count, stride, dilation, dilation,
-                             anti_alias, residual=unit == "early")
+            x = _block_level(x, n, "basic", channels, count, stride, dilation,
+                             level.first_dilation, anti_alias, residual=level.unit == "early")
         else:
-            x = _conv_level(x, level, channels, count, stride, dilation, anti_alias)
-        x = layers.Identity(name=f"level{level}")(x)
+            x = _conv_level(x, n, channels, count, stride, dilation, anti_alias)
+        x = layers.Identity(name=f"level{n}")(x)
     return x
 
 
@@ -162,17 +140,17 @@ def _drn_a_body(x, variant, anti_alias):
     else:
         x = layers.MaxPooling2D(3, strides=1, name="maxpool")(x)
         x = make_anti_alias(anti_alias, 64, name="maxpool_blur")(x)
-    for level, planes, stride, dilation in A_LEVELS:
-        x = _block_level(x, level, variant.block, planes, variant.depths[level - 1], stride,
-                         dilation, 1, anti_alias)
-        x = layers.Identity(name=f"level{level}")(x)
+    for level, count in zip(LEVELS["A"], variant.depths):
+        x = _block_level(x, level.number, variant.block, level.channels, count, level.stride,
+                         level.dilation, level.first_dilation, anti_alias)
+        x = layers.Identity(name=f"level{level.number}")(x)
     return x
 
 
 def _validate(variant, include_top, weights, input_shape, pooling, classes, anti_alias):
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
-    validate_weights_argument(weights)
+    validate_weights_argument(weights, variant.name)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}; received pooling={pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -256,7 +234,7 @@ def build_drn(
         source = sources[0] if len(sources) == 1 else sources
     model = keras.Model(source, x, name=name or variant)
     if weights is not None:
-        load_weights(model, weights, variant)
+        load_weights(model, weights, checkpoint_names(variant))
     return model
 
 

@@ -1,7 +1,17 @@
-"""Public constructors (``DRN_C_26`` ...), ``list_models`` and ``get_model``, made from the
-variant table in ``keras_drn.models.drn``."""
+"""Public constructors (``DRN_C_26`` ...), ``list_models``, ``get_model`` and
+``convert_checkpoint``, made from the variant table in ``keras_drn.models.variants``."""
 
-from keras_drn.models.drn import VARIANTS, build_drn
+import os
+
+import numpy as np
+
+from keras_drn.atomic import write_atomically
+from keras_drn.models.drn import build_drn, checkpoint_names, feature_info
+from keras_drn.models.segmenter import DRNSegmenter
+from keras_drn.models.variants import PARAMETERS, VARIANTS
+from keras_drn.weights.convert import state_dict_to_model
+from keras_drn.weights.layouts import detect_layout
+from keras_drn.weights.loading import read_checkpoint
 
 _DOC = """Builds {title} (Yu, Koltun, Funkhouser, "Dilated Residual Networks", CVPR 2017).
 
@@ -10,8 +20,10 @@ _DOC = """Builds {title} (Yu, Koltun, Funkhouser, "Dilated Residual Networks", C
 Args:
     include_top: end with global average pooling, the ``fc`` classifier and
         ``classifier_activation`` (the reference's AvgPool2d(28) at 224x224, at any size).
-    weights: ``None`` (random init as in the reference), ``"imagenet"`` (the official
-        checkpoint), or the path to a ``.weights.h5`` or ``.keras`` file.
+    weights: ``None`` (random init as in the reference), ``"imagenet"`` (the variant's
+        default ImageNet file: imgclsmob's where it exists, else the official one),
+        ``"imagenet:imgclsmob"`` / ``"imagenet:official"`` (that source), or the path to a
+        ``.weights.h5``, ``.keras``, ``.pth``/``.pt`` or ``.pth.zip`` file.
     input_tensor: optional Keras tensor to use as the model input.
     input_shape: ``(height, width, channels)``; default ``(None, None, 3)``: any size.
     pooling: with ``include_top=False``: ``None`` (the output-stride-8 feature map),
@@ -41,26 +53,6 @@ _ARCH_DOC = {
     "stride 8).",
 }
 
-# Trainable parameters with 1000 classes, as the reference counts them (SPECS section 1);
-# DRN-C-58 without the unused layer7.0 projection of the reference.
-PARAMETERS = {
-    "drn_a_18": 11_689_512,
-    "drn_a_34": 21_797_672,
-    "drn_a_50": 25_557_032,
-    "drn_c_26": 21_126_584,
-    "drn_c_42": 31_234_744,
-    "drn_c_58": 40_542_008,
-    "drn_d_22": 16_393_752,
-    "drn_d_24": 21_114_392,
-    "drn_d_38": 26_501_912,
-    "drn_d_40": 31_222_552,
-    "drn_d_54": 35_809_176,
-    "drn_d_56": 40_529_816,
-    "drn_d_105": 54_801_304,
-    "drn_d_107": 59_521_944,
-}
-
-
 def _constructor(variant):
     spec = VARIANTS[variant]
 
@@ -89,7 +81,7 @@ def _constructor(variant):
         )
 
     constructor.__name__ = constructor.__qualname__ = variant.upper()
-    channels = 2048 if spec.arch == "A" and spec.block == "bottleneck" else 512
+    channels = feature_info(variant)[-1]["channels"]
     constructor.__doc__ = _DOC.format(
         title=variant.upper().replace("_", "-"),
         arch_doc=_ARCH_DOC[spec.arch],
@@ -128,3 +120,38 @@ def get_model(name, **kwargs):
     if key not in VARIANTS:
         raise ValueError(f"Unknown model name {name!r}; valid names are {list_models()}.")
     return build_drn(key, **kwargs)
+
+
+def model_for_checkpoint(state_dict, variant):
+    """A keras_drn model shaped like the checkpoint: a segmenter for ``segment.py`` files,
+    else a classifier with the checkpoint's number of classes (``fc`` or pytorchcv's
+    ``output``), else a backbone."""
+    if detect_layout(state_dict) == "segment":
+        classes = int(np.shape(state_dict["seg.weight"])[0])
+        return DRNSegmenter(variant, num_classes=classes)
+    for head in ("fc.weight", "output.weight"):
+        if head in state_dict:
+            return get_model(variant, classes=int(np.shape(state_dict[head])[0]))
+    return get_model(variant, include_top=False)
+
+
+def convert_checkpoint(source, destination, variant):
+    """Converts a PyTorch DRN checkpoint (any layout of ``keras_drn.weights.layouts``, ``.pth``
+    or ``.pth.zip``) to a Keras ``.weights.h5`` file, atomically.
+
+    The result loads with ``weights=destination`` into the same model: ``DRNSegmenter(
+    variant, num_classes=...)`` for a segmentation checkpoint, else ``get_model(variant,
+    classes=...)`` (or ``include_top=False`` when the file has no classifier).
+    Returns the built model.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; valid names are {sorted(VARIANTS)}.")
+    destination = os.fspath(destination)
+    if not destination.endswith(".weights.h5"):
+        raise ValueError(f"The destination must end with .weights.h5; received {destination!r}.")
+    state_dict = read_checkpoint(source)
+    model = model_for_checkpoint(state_dict, variant)
+    state_dict_to_model(state_dict, model, checkpoint_names(variant), origin=os.fspath(source))
+    write_atomically(destination, lambda path: model.save_weights(path, overwrite=True),
+                     what="destination")
+    return model

@@ -15,16 +15,14 @@ from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeBy, R
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
-from keras_drn.models.drn import VARIANTS, build_drn
+from keras_drn.models.drn import build_drn, checkpoint_names
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
+from keras_drn.models.variants import GCN_TAPS, VARIANTS
 from keras_drn.weights.loading import load_weights
 
 HEADS = ("drn", "gcn")
 CONTEXTS = (None, "parsenet")
 UPSAMPLINGS = ("deconv", "bilinear")
-# GCN taps: (level, output stride). DRN-C/D: ends of levels 2, 3, 4 and 8; DRN-A: 1, 2, 4.
-GCN_TAPS = {"A": ((1, 4), (2, 8), (4, 8)), "C": ((2, 2), (3, 4), (4, 8), (8, 8))}
-GCN_TAPS["D"] = GCN_TAPS["C"]
 
 
 def _check(name, value, choices):
@@ -155,5 +153,5 @@ def DRNSegmenter(
     x = layers.Activation("linear", dtype="float32", name="logits")(x)
     model = keras.Model(inputs, x, name=name or f"{key}_{head}_segmenter")
     if weights is not None:
-        load_weights(model, weights, key)
+        load_weights(model, weights, checkpoint_names(key))
     return model

@@ -1,55 +1,83 @@
-"""The ``weights=`` argument of every keras_drn model: validation and loading."""
+"""The ``weights=`` argument of every keras_drn model: validation and loading.
+
+Accepted: ``None``; ``"imagenet"`` (each variant's default file, see
+``keras_drn.weights.sources``) or ``"imagenet:<source>"``; the path of a ``.weights.h5`` or
+``.keras`` file; or the path of a PyTorch checkpoint (``.pth``/``.pt``, or imgclsmob's
+``.pth.zip``) in any layout of ``keras_drn.weights.layouts`` (detected from its keys).
+The model passes its ``CheckpointNames``; nothing here builds a model.
+"""
 
 import os
 
 import keras
 
+from keras_drn.weights import pretrained, sources
+from keras_drn.weights.archive import is_wrapped_checkpoint, read_member
+from keras_drn.weights.convert import state_dict_to_model
+from keras_drn.weights.torch_reader import load_state_dict
+
 KERAS_SUFFIXES = (".weights.h5", ".keras")
-TORCH_SUFFIXES = (".pth", ".pt")
+TORCH_SUFFIXES = (".pth", ".pt", ".pth.zip")
 WEIGHTS_HELP = (
-    "weights must be None (random init), 'imagenet' (the official checkpoint) or the path to "
-    "an existing weights file ({suffixes})"
+    "weights must be None (random init), 'imagenet' (the default ImageNet file), one of "
+    "{names}, or the path to an existing weights file ({suffixes})"
 )
 
 
-def _suffixes():
-    return ", ".join(KERAS_SUFFIXES + TORCH_SUFFIXES)
+def _help():
+    names = [f"imagenet:{name}" for name in sources.SOURCES]
+    return WEIGHTS_HELP.format(names=names, suffixes=", ".join(KERAS_SUFFIXES + TORCH_SUFFIXES))
 
 
-def validate_weights_argument(weights):
-    """Raises ValueError unless ``weights`` is None, "imagenet" or an existing weights file."""
-    if weights is None or weights == "imagenet":
+def validate_weights_argument(weights, variant=None):
+    """Raises ValueError unless ``weights`` is None, an ImageNet name (that ``variant`` has,
+    when given) or an existing weights file of a known type."""
+    if weights is None:
+        return
+    if sources.parse(weights) is not False:
+        if variant is not None:
+            sources.choose(variant, weights)
         return
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if os.path.isfile(path):
             if path.endswith(KERAS_SUFFIXES + TORCH_SUFFIXES):
                 return
-            raise ValueError(
-                f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received the file {path!r}, "
-                "whose type is not one of those."
-            )
-        raise ValueError(
-            f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received {path!r}, which is not "
-            "an existing file."
-        )
-    raise ValueError(f"{WEIGHTS_HELP.format(suffixes=_suffixes())}; received {weights!r}.")
+            raise ValueError(f"{_help()}; received the file {path!r}, whose type is not one "
+                             "of those.")
+        raise ValueError(f"{_help()}; received {path!r}, which is not an existing file.")
+    raise ValueError(f"{_help()}; received {weights!r}.")
 
 
-def load_weights(model, weights, variant):
-    """Loads ``weights`` (see ``validate_weights_argument``) into a freshly built ``model``.
+def read_checkpoint(path, member=None):
+    """The state_dict of a PyTorch file, or of the ``.pth`` inside a ``.pth.zip``."""
+    path = os.fspath(path)
+    if is_wrapped_checkpoint(path):
+        return load_state_dict(read_member(path, member), name=path)
+    return load_state_dict(path)
 
-    ``"imagenet"`` and PyTorch files go through the reference-key converter, which leaves a
-    fresh head when ``include_top=False`` or the number of classes differs.
+
+def load_weights(model, weights, names):
+    """Loads ``weights`` (see ``validate_weights_argument``) into a freshly built ``model``
+    whose checkpoint names are ``names`` (``keras_drn.weights.layouts.CheckpointNames``).
+
+    PyTorch files go through the key mapping, which leaves a fresh head when
+    ``include_top=False`` or the number of classes differs. ImageNet weights print one line
+    naming the source and the file loaded; other files print one when a head is left out.
     """
-    from keras_drn.weights.convert import load_checkpoint
-
-    if weights == "imagenet":
-        _load_imagenet(model, variant)
+    if weights is None:
+        return
+    if sources.parse(weights) is not False:
+        entry, path = pretrained.fetch_first(names.variant, weights)
+        error = f", top-5 error {entry.top5_error}%" if entry.top5_error else ""
+        origin = f"{path} ({entry.source} ImageNet weights, {entry.hash_text}{error})"
+        notes = state_dict_to_model(read_checkpoint(path, entry.member), model, names, origin)
+        _report(names.variant, origin, notes, always=True)
         return
     path = os.fspath(weights)
     if path.endswith(TORCH_SUFFIXES):
-        load_checkpoint(model, path, variant)
+        notes = state_dict_to_model(read_checkpoint(path), model, names, origin=path)
+        _report(names.variant, path, notes)
     elif path.endswith(".weights.h5"):
         _load_keras_weights(model, path)
     else:
@@ -58,27 +86,12 @@ def load_weights(model, weights, variant):
         copy_weights_by_name(source, model, origin=path)
 
 
-def _load_imagenet(model, variant):
-    """The converted official checkpoint (downloaded and converted once, then cached); a
-    model without the 1000-class head gets the backbone and keeps its fresh head."""
-    from keras_drn.weights.pretrained import imagenet_weights
-
-    path = imagenet_weights(variant)
-    if _has_imagenet_head(model):
-        _load_keras_weights(model, path)
-        return
-    import keras_drn
-
-    reference = keras_drn.get_model(variant)
-    reference.load_weights(path)
-    copy_weights_by_name(reference, model, origin=path, fresh_head=True)
-    print(f"keras_drn: loaded the ImageNet {variant} backbone; the classifier head, if any, "
-          "is freshly initialised for fine-tuning.")
-
-
-def _has_imagenet_head(model):
-    names = {layer.name for layer in model.layers}
-    return "fc" in names and model.get_layer("fc").units == 1000 and "seg" not in names
+def _report(variant, origin, notes, always=False):
+    """One line: what was loaded from where, and the heads left out."""
+    if notes:
+        print(f"keras_drn: loaded the {variant} backbone from {origin}; {'; '.join(notes)}.")
+    elif always:
+        print(f"keras_drn: loaded {variant} from {origin}.")
 
 
 def _load_keras_weights(model, path):
@@ -91,12 +104,11 @@ def _load_keras_weights(model, path):
         ) from error
 
 
-def copy_weights_by_name(source, target, origin, fresh_head=False):
+def copy_weights_by_name(source, target, origin):
     """Copies every weighted layer of ``target`` from the layer of the same name in ``source``.
 
     Raises ValueError naming the layers that are missing from ``source`` or whose weight shapes
-    differ, so a file of another architecture never loads silently. With ``fresh_head`` the
-    classifier (``fc``) may be missing or differ: it keeps its initialisation.
+    differ, so a file of another architecture never loads silently.
     """
     source_layers = {layer.name: layer for layer in source.layers}
     missing, mismatched = [], []
@@ -104,8 +116,6 @@ def copy_weights_by_name(source, target, origin, fresh_head=False):
         if not layer.weights:
             continue
         other = source_layers.get(layer.name)
-        if fresh_head and layer.name == "fc":
-            continue
         if other is None:
             missing.append(layer.name)
             continue

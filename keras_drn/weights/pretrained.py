@@ -1,60 +1,49 @@
-"""The official ImageNet checkpoints: where they live, how they are checked and cached.
+"""Getting a pretrained weights file (``keras_drn.weights.sources``) onto this machine:
+local folders first, then the network, always checking the full hash.
 
-``weights="imagenet"`` downloads the reference's PyTorch file with ``keras.utils.get_file``
-into the Keras cache (``$KERAS_HOME/keras_drn``, default ``~/.keras/keras_drn``), checks that
-its SHA-256 starts with the 8 hex digits of its name, converts it, and caches the converted
-``<variant>_imagenet.weights.h5`` beside it: later calls need neither network nor conversion.
-A mirror can replace the download base: the ``base_url`` argument or ``KERAS_DRN_WEIGHTS_URL``.
+Order for one file: the folder ``KERAS_DRN_WEIGHTS_DIR`` (for example a read-only Kaggle
+dataset: it is only read), then the cache ``$KERAS_HOME/keras_drn`` (default
+``~/.keras/keras_drn``), then the source's mirror variable (``KERAS_DRN_IMGCLSMOB_URL``,
+``KERAS_DRN_WEIGHTS_URL`` for the official files: a folder URL serving the same file names),
+else the file's official URL. A local file must have the table's hash (the full SHA-1, or the
+SHA-256 prefix of the official names). A download is read into memory (at most
+``MAX_DOWNLOAD_BYTES``), its ``.pth`` taken out of the zip (``keras_drn.weights.archive``),
+hashed, and only then written into the cache through ``keras_drn.atomic``: another process
+never sees a partial or unchecked file under the cached name.
 """
 
 import hashlib
+import http.client
+import io
 import os
-import uuid
-from dataclasses import dataclass
+import socket
+import urllib.error
+import urllib.request
 
-import keras
+from keras_drn.atomic import check_writable, write_bytes
+from keras_drn.weights import sources
+from keras_drn.weights.archive import read_member
 
-DRN_BASE_URL = "http://dl.yf.io/drn/"
-TORCHVISION_BASE_URL = "https://download.pytorch.org/models/"
-MIRROR_ENV = "KERAS_DRN_WEIGHTS_URL"
 CACHE_SUBDIR = "keras_drn"
+DIR_ENV = "KERAS_DRN_WEIGHTS_DIR"
+MIRROR_ENV = sources.SOURCES["official"].mirror_env  # KERAS_DRN_WEIGHTS_URL, kept
+MAX_DOWNLOAD_BYTES = 2 * 2**30
+TIMEOUT_SECONDS = 60
+# The default file of each variant (what weights="imagenet" tries first), with its mean/std.
+CHECKPOINTS = {variant: sources.files_for(variant)[0]
+               for variant in sources.variants_with_weights()}
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """An official checkpoint: file name (its 8 hex digits start its SHA-256) and base URL.
-    The preprocessing travels with it: 0-1 RGB, then ImageNet mean/std normalisation."""
-
-    file_name: str
-    base_url: str
-    mean: tuple = (0.485, 0.456, 0.406)
-    std: tuple = (0.229, 0.224, 0.225)
-
-    @property
-    def sha256_prefix(self):
-        return self.file_name.rsplit("-", 1)[1].split(".")[0]
+class _Refused(OSError):
+    """A download refused for its size."""
 
 
-CHECKPOINTS = {
-    "drn_a_50": Checkpoint("resnet50-19c8e357.pth", TORCHVISION_BASE_URL),
-    "drn_c_26": Checkpoint("drn_c_26-ddedf421.pth", DRN_BASE_URL),
-    "drn_c_42": Checkpoint("drn_c_42-9d336e8c.pth", DRN_BASE_URL),
-    "drn_c_58": Checkpoint("drn_c_58-0a53a92c.pth", DRN_BASE_URL),
-    "drn_d_22": Checkpoint("drn_d_22-4bd2f8ea.pth", DRN_BASE_URL),
-    "drn_d_38": Checkpoint("drn_d_38-eebb45f0.pth", DRN_BASE_URL),
-    "drn_d_54": Checkpoint("drn_d_54-0e0534ff.pth", DRN_BASE_URL),
-    "drn_d_105": Checkpoint("drn_d_105-12b40979.pth", DRN_BASE_URL),
-}
+class WeightsUnavailableError(OSError, ValueError):
+    """No listed source gave a file with the right hash. ``failures``: (file, reason) pairs."""
 
-
-def checkpoint_for(variant):
-    """The table entry of ``variant``; ValueError listing the variants that have one."""
-    if variant not in CHECKPOINTS:
-        raise ValueError(
-            f"There is no official ImageNet checkpoint for {variant!r}; variants with one: "
-            f"{sorted(CHECKPOINTS)}. Use weights=None or the path to your own weights file."
-        )
-    return CHECKPOINTS[variant]
+    def __init__(self, message, failures=()):
+        super().__init__(message)
+        self.failures = list(failures)
 
 
 def cache_dir():
@@ -63,80 +52,178 @@ def cache_dir():
     return os.path.join(home, CACHE_SUBDIR)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def weights_dir():
+    """``$KERAS_DRN_WEIGHTS_DIR`` or None."""
+    return os.environ.get(DIR_ENV) or None
 
 
-def checkpoint_url(variant, base_url=None):
-    """Where the checkpoint of ``variant`` is downloaded from: ``base_url``, else
-    ``$KERAS_DRN_WEIGHTS_URL``, else the official base, followed by the file name."""
-    checkpoint = checkpoint_for(variant)
-    base = base_url or os.environ.get(MIRROR_ENV) or checkpoint.base_url
-    url = base.rstrip("/") + "/" + checkpoint.file_name
+def url_of(entry, base_url=None):
+    """Where ``entry`` is downloaded from: ``base_url``, else its source's mirror variable, else
+    its official URL; a mirror serves the file under its ``file_name``."""
+    base = base_url or os.environ.get(entry.mirror_env)
+    url = base.rstrip("/") + "/" + entry.file_name if base else entry.url
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"Weights are downloaded over http(s) only; received {url!r}.")
     return url
 
 
-def download_checkpoint(variant, base_url=None):
-    """Downloads (or finds in the cache) the official checkpoint of ``variant``. Returns its
-    path in the cache.
+def digest_matches(entry, data):
+    """(matches, hex digest) of ``data``, the bytes of the ``.pth``, against the table."""
+    if entry.sha1:
+        actual = hashlib.sha1(data).hexdigest()
+        return actual == entry.sha1, actual
+    actual = hashlib.sha256(data).hexdigest()
+    return actual.startswith(entry.sha256_prefix), actual
 
-    The download goes to a temporary name unique to this call (``keras.utils.get_file``
-    writes the file as it arrives) and is renamed to the checkpoint's name only after its
-    SHA-256 matches; a file that fails the check is deleted. So a second process loading the
-    same weights at the same time never sees a partial or unchecked file under the real name:
-    it finds a checked one, or downloads its own copy.
+
+def _mismatch(entry, where, actual):
+    if entry.sha1:
+        return f"{where} has SHA-1 {actual}, not the published {entry.sha1}"
+    return f"{where} has SHA-256 {actual}, which does not start with {entry.sha256_prefix}"
+
+
+def _checkpoint_bytes(entry, path):
+    """The ``.pth`` bytes of a local ``path`` (the ``.pth`` or the published zip)."""
+    if path.endswith(".zip"):
+        return read_member(path, entry.member)
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+def find_local(entry, directory=None):
+    """The checked local copy of ``entry`` (a ``.pth`` or ``.pth.zip`` path), or None:
+    looked for in ``KERAS_DRN_WEIGHTS_DIR``, then ``directory`` (default: the cache).
+
+    A file in ``KERAS_DRN_WEIGHTS_DIR`` with the wrong hash is an error (that folder is yours);
+    one in the cache is ignored and downloaded again.
     """
-    checkpoint = checkpoint_for(variant)
-    url = checkpoint_url(variant, base_url)
-    directory = cache_dir()
-    os.makedirs(directory, exist_ok=True)
-    final = os.path.join(directory, checkpoint.file_name)
-    if os.path.isfile(final) and _sha256(final).startswith(checkpoint.sha256_prefix):
-        return final
-    partial = f".{checkpoint.file_name}.{uuid.uuid4().hex}.part"
+    folders = [(weights_dir(), True), (directory or cache_dir(), False)]
+    for folder, strict in folders:
+        if not folder:
+            continue
+        for name in dict.fromkeys((entry.cached_name, entry.file_name)):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                continue
+            ok, actual = digest_matches(entry, _checkpoint_bytes(entry, path))
+            if ok:
+                return path
+            if strict:
+                raise ValueError(
+                    f"{_mismatch(entry, path, actual)}: corrupt or another file. Replace it "
+                    f"(keras-drn weights download {entry.variant} --dir {folder}) or unset "
+                    f"{DIR_ENV}."
+                )
+    return None
+
+
+def _reason(error):
+    """A short name for why a download failed: DNS, HTTP status, connection, transfer."""
+    if isinstance(error, http.client.IncompleteRead):
+        return f"the transfer was cut after {len(error.partial):,} bytes"
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP error {error.code} {error.reason}"
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, socket.gaierror):
+        return f"DNS lookup failed ({reason})"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"timed out after {TIMEOUT_SECONDS} s"
+    if isinstance(reason, ConnectionError):
+        return f"connection failed ({reason})"
+    return f"{type(reason).__name__}: {reason}"
+
+
+def _download(url):
+    """The body at ``url``, bounded by ``MAX_DOWNLOAD_BYTES``; OSError with a reason."""
     try:
-        path = keras.utils.get_file(
-            partial, url, cache_subdir=CACHE_SUBDIR, cache_dir=os.path.dirname(directory)
-        )
-    except Exception as error:  # get_file raises a bare Exception (and deletes partial files)
-        _remove(os.path.join(directory, partial))
-        raise OSError(
-            f"Could not download the {variant} checkpoint from {url} ({error}). Check the "
-            f"connection, or set {MIRROR_ENV} to a mirror that serves {checkpoint.file_name}."
-        ) from error
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+            announced = int(response.headers.get("Content-Length") or 0)
+            if announced > MAX_DOWNLOAD_BYTES:
+                raise _Refused(f"the server announces {announced:,} bytes, more than the "
+                              f"{MAX_DOWNLOAD_BYTES:,} a DRN checkpoint may have")
+            body = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except _Refused:
+        raise
+    except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
+        raise OSError(_reason(error)) from error
+    if len(body) > MAX_DOWNLOAD_BYTES:
+        raise _Refused(f"the body is over {MAX_DOWNLOAD_BYTES:,} bytes")
+    if announced and len(body) != announced:
+        raise OSError(f"the transfer was cut: {len(body):,} of {announced:,} bytes")
+    return body
+
+
+def _writable(directory):
+    """``directory`` (default: the cache), created if needed; PermissionError naming it and
+    what to set when it cannot be written."""
+    folder = directory or cache_dir()
+    fix = ("choose a writable --dir" if directory else
+           f"set KERAS_HOME to a writable folder (the cache is $KERAS_HOME/{CACHE_SUBDIR})")
     try:
-        actual = _sha256(path)
-        if not actual.startswith(checkpoint.sha256_prefix):
-            raise ValueError(
-                f"The file downloaded from {url} has SHA-256 {actual}, which does not start "
-                f"with {checkpoint.sha256_prefix} as its name says: corrupt or not the official "
-                "checkpoint. It was deleted; try again or check the mirror."
-            )
-        os.replace(path, final)
-    finally:
-        _remove(path)
+        check_writable(folder, "weights")
+    except PermissionError as error:
+        raise PermissionError(
+            f"Cannot write weights into {folder}: {error} To download, {fix}; to work offline, "
+            f"put the files in a folder (read only is fine) and set {DIR_ENV} to it."
+        ) from None
+    return folder
+
+
+def download(entry, base_url=None, directory=None):
+    """Downloads ``entry``, checks it, writes its ``.pth`` into ``directory`` (default: the
+    cache); returns the path. OSError (HTTP, DNS, cut transfer) or ValueError (hash, zip)
+    naming the URL otherwise; PermissionError for a folder that cannot be written."""
+    directory = _writable(directory)
+    url = url_of(entry, base_url)
+    try:
+        body = _download(url)
+    except OSError as error:
+        raise OSError(f"{url}: {error}") from error
+    data = read_member(io.BytesIO(body), entry.member) if entry.member else body
+    ok, actual = digest_matches(entry, data)
+    if not ok:
+        raise ValueError(f"{_mismatch(entry, 'the file downloaded from ' + url, actual)}: "
+                         "corrupt or not the published file; it was not kept")
+    final = os.path.join(directory, entry.cached_name)
+    write_bytes(final, data, what="weights cache")
     return final
 
 
-def _remove(path):
-    if os.path.exists(path):
-        os.unlink(path)
+def fetch(entry, base_url=None, directory=None):
+    """A checked local path of ``entry``: found locally or downloaded (see module doc)."""
+    return find_local(entry, directory) or download(entry, base_url, directory)
 
 
-def imagenet_weights(variant, base_url=None):
-    """Path of the converted ``.weights.h5`` of the 1000-class ``variant`` classifier,
-    downloading and converting on first use."""
-    from keras_drn.weights.convert import convert_checkpoint
+def manual_route(entry):
+    return (
+        f"Offline: on a machine with internet run `keras-drn weights download {entry.variant} "
+        f"--dir DIR` (or download {entry.url} yourself), copy DIR here and set {DIR_ENV}=DIR, "
+        f"or pass weights='DIR/{entry.file_name}'."
+    )
 
-    converted = os.path.join(cache_dir(), f"{variant}_imagenet.weights.h5")
-    if os.path.isfile(converted):
-        return converted
-    source = download_checkpoint(variant, base_url)
-    convert_checkpoint(source, converted, variant)
-    return converted
+
+def fetch_first(variant, weights="imagenet", base_url=None, directory=None):
+    """The first of ``sources.choose(variant, weights)`` that a local folder or the network
+    gives with the right hash: ``(entry, path)``. ``WeightsUnavailableError`` when none does,
+    with each source's failure, the other sources, the mirror variables and the manual route.
+    """
+    entries = sources.choose(variant, weights)
+    failures = []
+    for entry in entries:
+        try:
+            return entry, fetch(entry, base_url, directory)
+        except PermissionError:
+            raise
+        except (OSError, ValueError) as error:
+            failures.append((entry, str(error)))
+    tried = {entry.source for entry in entries}
+    others = [f"weights='imagenet:{f.source}'" for f in sources.files_for(variant)
+              if f.source not in tried]
+    lines = [f"Could not get ImageNet weights for {variant}:"]
+    lines += [f"- {entry.source}: {reason}" for entry, reason in failures]
+    if others:
+        lines.append(f"Other sources: {', '.join(others)}.")
+    mirrors = sorted({f"{e.mirror_env} (serving {e.file_name})" for e in entries})
+    lines.append(f"A mirror: set {' or '.join(mirrors)}.")
+    lines.append(manual_route(entries[0]))
+    raise WeightsUnavailableError("\n".join(lines), failures)

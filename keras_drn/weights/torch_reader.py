@@ -497,18 +497,21 @@ def _without_stand_ins(tree: object) -> object:
     return tree
 
 
-def read_torch_checkpoint(path: str | os.PathLike[str]) -> object:
+def read_torch_checkpoint(path: str | os.PathLike[str] | bytes, name: str | None = None) -> object:
     """Read a ``torch.save`` file (zip or legacy format) without PyTorch and without running code.
 
-    Returns the saved object tree with every tensor replaced by a C-contiguous numpy array equal
-    to ``tensor.numpy()`` (bfloat16 tensors as float32). Raises ``CheckpointError`` for a file
-    that is damaged, is not a PyTorch checkpoint, holds something other than tensors in plain
-    containers, or names code to run; ``OSError`` when the file cannot be opened.
+    ``path`` is a file, or the file's bytes (read from a ``.pth.zip``) with ``name`` to show in
+    messages. Returns the saved object tree with every tensor replaced by a C-contiguous numpy
+    array equal to ``tensor.numpy()`` (bfloat16 tensors as float32). Raises ``CheckpointError``
+    for a file that is damaged, is not a PyTorch checkpoint, holds something other than tensors
+    in plain containers, or names code to run; ``OSError`` when the file cannot be opened.
     """
-    shown = os.fspath(path)
-    with open(path, "rb") as file:
+    in_memory = isinstance(path, (bytes, bytearray))
+    shown = name or ("the checkpoint" if in_memory else os.fspath(path))
+    with io.BytesIO(path) if in_memory else open(path, "rb") as file:
+        size = len(path) if in_memory else os.fstat(file.fileno()).st_size
         try:
-            return _read(file, os.fstat(file.fileno()).st_size)
+            return _read(file, size)
         except _Invalid as error:
             raise CheckpointError(f"{shown}: {error}") from None
         except Exception as error:  # pickle, zip and numpy errors on damaged data
@@ -518,27 +521,31 @@ def read_torch_checkpoint(path: str | os.PathLike[str]) -> object:
             ) from error
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def load_state_dict(
+    path: str | os.PathLike[str] | bytes, name: str | None = None
+) -> dict[str, np.ndarray]:
     """Read a checkpoint's state_dict as ``{parameter name: numpy array}``, in file order.
 
     Unwraps ``{"state_dict": ...}`` (or ``"model_state_dict"`` / ``"model"`` holding tensors),
     strips the ``"module."`` prefix ``nn.DataParallel`` adds and drops non-tensor entries;
-    scalar tensors such as ``num_batches_tracked`` are kept as 0-d arrays.
+    scalar tensors such as ``num_batches_tracked`` are kept as 0-d arrays. ``path`` and
+    ``name`` as in ``read_torch_checkpoint``.
     """
-    state = _unwrap(read_torch_checkpoint(path))
+    shown = name or ("the checkpoint" if isinstance(path, (bytes, bytearray)) else os.fspath(path))
+    state = _unwrap(read_torch_checkpoint(path, shown))
     arrays: dict[str, np.ndarray] = {}
     for key, value in state.items():
         if isinstance(key, str) and isinstance(value, np.ndarray):
             name = key.removeprefix("module.")
             if name in arrays:
                 raise CheckpointError(
-                    f"{os.fspath(path)}: two tensors are named {name!r} once the 'module.' "
+                    f"{shown}: two tensors are named {name!r} once the 'module.' "
                     "prefix is removed; save a single model's state_dict()"
                 )
             arrays[name] = value
     if not arrays:
         raise CheckpointError(
-            f"{os.fspath(path)}: no tensors found; expected a state_dict (parameter names "
+            f"{shown}: no tensors found; expected a state_dict (parameter names "
             "mapped to tensors), as written by torch.save(model.state_dict(), path)"
         )
     return arrays

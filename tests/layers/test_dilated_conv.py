@@ -78,3 +78,19 @@ def test_mixed_precision_trains_on_tensorflow(policy):
     before = model.get_weights()[0].copy()
     model.fit(x, np.zeros((2, 12, 12, 4), "float32"), epochs=1, verbose=0)
     assert np.abs(model.get_weights()[0] - before).max() > 0
+
+
+@pytest.mark.parametrize("size, strides, dilation", [((10, 8), 2, 1), ((9, 12), 2, 1),
+                                                     ((10, 11), 1, 2), ((7, 8), 2, 1)])
+def test_reference_conv_pads_like_pytorch(size, strides, dilation):
+    """At stride 2 on even sizes Keras's "same" pads (0, 1); the reference pads (1, 1)."""
+    torch = pytest.importorskip("torch")
+    x = random_input((1, *size, 3))
+    conv = dilated_conv.reference_conv(4, 3, strides=strides, dilation=dilation)
+    ours = to_numpy(dilated_conv.pad_symmetric(conv, x))
+    kernel = torch.from_numpy(to_numpy(conv.kernel).transpose(3, 2, 0, 1).copy())
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2), kernel,
+                                     stride=strides, dilation=dilation,
+                                     padding=dilated_conv.symmetric_padding(3, dilation))
+    np.testing.assert_allclose(ours, ref.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-5)
+    assert not conv.use_bias

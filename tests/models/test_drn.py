@@ -208,3 +208,15 @@ def test_wrong_input_channels_or_rank_at_call():
         model(random_input((1, 32, 32, 4)))
     with pytest.raises(ValueError):
         model(random_input((32, 32, 3)))
+
+
+@pytest.mark.parametrize("name", ["drn_a_50", "drn_d_24"])
+def test_feature_info_of_the_variant_table_matches_the_built_levels(name):
+    """The table's channels and output strides are what the built model's levels give."""
+    from keras_drn.models.drn import feature_info
+
+    features = keras_drn.feature_model(keras_drn.get_model(name, include_top=False))
+    out = features(random_input((1, 64, 64, 3)), training=False)
+    built = [{"level": int(k[5:]), "channels": int(v.shape[-1]), "reduction": 64 // v.shape[1]}
+             for k, v in sorted(out.items(), key=lambda item: int(item[0][5:]))]
+    assert feature_info(name) == built

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn.weights.convert import convert_checkpoint
+from keras_drn.models.registry import convert_checkpoint
 from tests.helpers import random_input, to_numpy
 
 torch = pytest.importorskip("torch")

@@ -1,0 +1,80 @@
+"""The ``.pth`` inside a ``.pth.zip`` (imgclsmob's release assets), read without extracting
+anything to the file system under a name the archive chooses.
+
+A ``.pth`` written by ``torch.save`` since PyTorch 1.6 is itself a zip (``archive/data.pkl``,
+``archive/data/0``, ...); a ``.pth.zip`` is a zip whose single entry is a ``.pth``. The entry
+must be a plain file name (no folder, no ``..``, not absolute: nothing a careless extractor
+would write outside its folder), and it is read in memory up to ``MAX_MEMBER_BYTES``,
+counted as it is decompressed (a zip may lie about its sizes).
+"""
+
+import io
+import os
+import zipfile
+
+MAX_MEMBER_BYTES = 2 * 2**30  # DRN-D-105's .pth is about 220 MB
+
+
+class ArchiveError(ValueError):
+    """A ``.pth.zip`` that is not exactly one safely named ``.pth`` of bounded size."""
+
+
+def _is_plain_name(name):
+    return (name and "/" not in name and "\\" not in name and name not in (".", "..")
+            and ":" not in name and not name.startswith(".."))
+
+
+def is_wrapped_checkpoint(path):
+    """Whether ``path`` is a zip of ``.pth`` entries (a ``.pth.zip``), not a ``torch.save``
+    zip (whose entries are ``<folder>/data.pkl`` and the like)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith((".pth", ".pt")) for name in archive.namelist())
+
+
+def read_member(path, expected=None, limit=None):
+    """The bytes of the one ``.pth`` entry of the zip ``path`` (a path or a binary file),
+    named ``expected`` when given. Raises ``ArchiveError`` naming the problem: several
+    entries, an unsafe or unexpected name, a declared or actual size over ``limit`` (default
+    ``MAX_MEMBER_BYTES``), a damaged entry."""
+    limit = MAX_MEMBER_BYTES if limit is None else limit
+    shown = os.fspath(path) if not hasattr(path, "read") else "the downloaded zip"
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"{shown} is not a zip archive ({error}).") from None
+    with archive:
+        infos = archive.infolist()
+        names = [info.filename for info in infos]
+        if len(infos) != 1:
+            raise ArchiveError(
+                f"{shown} must hold exactly one .pth file; it holds {len(infos)} entries "
+                f"({names[:5]}). Is it the published .pth.zip?"
+            )
+        info = infos[0]
+        if not _is_plain_name(info.filename) or info.is_dir():
+            raise ArchiveError(
+                f"{shown} holds the entry {info.filename!r}, which is not a plain file name "
+                "(a path outside the archive's folder, a folder or an absolute path): refused."
+            )
+        if expected is not None and info.filename != expected:
+            raise ArchiveError(f"{shown} holds {info.filename!r}; expected {expected!r}.")
+        if info.file_size > limit:
+            raise ArchiveError(
+                f"{shown}: its entry {info.filename!r} declares {info.file_size:,} bytes, more "
+                f"than the {limit:,} a DRN checkpoint may have: refused."
+            )
+        data = io.BytesIO()
+        try:
+            with archive.open(info) as stream:
+                for block in iter(lambda: stream.read(2**20), b""):
+                    data.write(block)
+                    if data.tell() > limit:
+                        raise ArchiveError(
+                            f"{shown}: its entry {info.filename!r} decompresses to more than "
+                            f"{limit:,} bytes: refused."
+                        )
+        except (zipfile.BadZipFile, EOFError, OSError) as error:  # CRC errors are BadZipFile
+            raise ArchiveError(f"{shown} is damaged ({error}); download it again.") from None
+        return data.getvalue()

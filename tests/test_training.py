@@ -267,7 +267,18 @@ def test_resumed_best_model_is_replaced_only_by_a_better_epoch(tmp_path):
         training_callbacks(tmp_path, mode="best")
 
 
-def test_one_class_is_refused_with_the_binary_recipe():
-    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=1)
-    with pytest.raises(ValueError, match="num_classes=1.*2 classes \\(0 = background, 1 = obj"):
-        compile_segmenter(model, 1)
+def test_one_class_compiles_binary_cross_entropy_plus_dice():
+    from keras_drn.losses import DiceLoss, FocalLoss
+
+    inputs = keras.Input((6, 6, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
+    compile_segmenter(model, 1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
+    y = (rng.uniform(size=(2, 6, 6)) > 0.5).astype("int32")
+    y[0, :2] = 255  # ignored
+    logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    logits = model.predict(x, verbose=0)
+    expected = float(to_numpy(FocalLoss(gamma=0.0)(y, logits) + DiceLoss()(y, logits)))
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
+    assert {"iou", "dice"} <= set(logs)

@@ -1,7 +1,9 @@
-"""The ``keras-drn`` command: ``models`` lists the variants, ``convert`` converts a PyTorch
-checkpoint, ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/
-``predict`` run the segmentation workflow (``keras_drn.segment``), ``demo`` trains a segmenter
-on the embedded synthetic scenes."""
+"""The ``keras-drn`` command, argument parsing and dispatch: ``models`` lists the variants,
+``weights`` lists and downloads the ImageNet files, ``convert`` converts a PyTorch checkpoint,
+``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/``predict``
+run the segmentation and classification workflows (``keras_drn.segment``,
+``keras_drn.classify``, run folders of ``keras_drn.runs``), ``upgrade`` converts old run
+folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
 import os
@@ -329,6 +331,14 @@ def _add_segmentation_commands(commands):
     predict.set_defaults(run=_predict)
 
 
+def _convert(args):
+    from keras_drn.models.registry import convert_checkpoint
+
+    model = convert_checkpoint(args.source, args.destination, args.variant)
+    print(f"wrote {args.destination}: {model.name}, {model.count_params():,} parameters")
+    return 0
+
+
 def _upgrade(args):
     from keras_drn import runs
 
@@ -350,16 +360,19 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="list the DRN variants and their sizes")
     models.set_defaults(run=_models)
-    from keras_drn.weights import convert
-
     converter = commands.add_parser(
         "convert",
-        help="convert an official DRN PyTorch checkpoint to a Keras .weights.h5 file",
-        description="Convert an official DRN PyTorch checkpoint (drn.py or segment.py, zip or "
-        "legacy format; PyTorch not needed) into a Keras .weights.h5 file.",
+        help="convert a DRN PyTorch checkpoint to a Keras .weights.h5 file",
+        description="Convert a DRN PyTorch checkpoint (the reference's drn.py or segment.py, "
+        "or imgclsmob's pytorchcv layout; .pth, .pt or .pth.zip, zip or legacy format; "
+        "PyTorch not needed) into a Keras .weights.h5 file.",
     )
-    convert.build_parser(converter)
-    converter.set_defaults(run=convert.run)
+    converter.add_argument("source", help="the .pth/.pt/.pth.zip checkpoint")
+    converter.add_argument("destination", help="the .weights.h5 file to write")
+    converter.add_argument("--variant", required=True,
+                           help="the architecture of the checkpoint (keras-drn models lists "
+                           "them)")
+    converter.set_defaults(run=_convert)
     from keras_drn.weights import commands as weights_commands
 
     weights = commands.add_parser(

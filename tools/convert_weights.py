@@ -8,7 +8,7 @@ Same as ``keras-drn convert``. PyTorch is not needed.
 
 import sys
 
-from keras_drn.weights.convert import main
+from keras_drn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["convert", *sys.argv[1:]]))

@@ -8,12 +8,10 @@ names follow the reference's keys, so from there the mapping is a rule, not a ta
 ``layer3.0.downsample.0/1`` -> the block's ``downsample_conv``/``downsample_bn``;
 ``fc`` -> the Dense ``fc``, ``seg`` the segmenter's classifier, ``up`` the fixed bilinear
 kernel (checked, not loaded). Conv kernels go from OIHW to HWIO. ``state_dict_to_model`` is
-the mapping; ``build_parser``/``run`` are the ``keras-drn convert`` command.
+the mapping (the ``keras-drn convert`` command, in ``keras_drn.cli``, builds the model).
 """
 
-import argparse
 import re
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,40 +160,3 @@ def _check_up_kernel(value, origin):
             f"{origin}: 'up.weight' is not the fixed bilinear kernel of the reference "
             "(keras_drn's up layer is fixed); was it trained? Use upsampling='bilinear'."
         )
-
-
-def build_parser(parser=None):
-    """The converter's arguments, added to ``parser`` (``keras-drn convert``) or to a new
-    stand-alone parser (``tools/convert_weights.py``)."""
-    parser = parser or argparse.ArgumentParser(
-        prog="convert_weights",
-        description="Convert an official DRN PyTorch checkpoint (drn.py or segment.py, zip or "
-        "legacy format; PyTorch not needed) into a Keras .weights.h5 file.",
-    )
-    parser.add_argument("source", help="the .pth/.pt checkpoint")
-    parser.add_argument("destination", help="the .weights.h5 file to write")
-    parser.add_argument("--variant", required=True,
-                        help="the architecture of the checkpoint (keras-drn models lists them)")
-    return parser
-
-
-def run(args):
-    """Converts as parsed by ``build_parser``; prints what was written; returns 0.
-
-    The command line is the one place here that builds models, so it imports them when run
-    (``keras_drn.models.registry.convert_checkpoint``); the rest of keras_drn.weights never does.
-    """
-    from keras_drn.models.registry import convert_checkpoint
-
-    model = convert_checkpoint(args.source, args.destination, args.variant)
-    print(f"wrote {args.destination}: {model.name}, {model.count_params():,} parameters")
-    return 0
-
-
-def main(argv=None):
-    """``python tools/convert_weights.py SRC.pth DST.weights.h5 --variant drn_c_26``."""
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,6 @@ internet off reads them from a dataset folder named by ``KERAS_DRN_WEIGHTS_DIR``
 
 import argparse
 import os
-import sys
 
 from keras_drn.weights import pretrained, sources
 
@@ -33,7 +32,7 @@ def _size(path):
     return f"{os.path.getsize(path) / 2**20:,.1f} MiB"
 
 
-def list_files(out=sys.stdout):
+def list_files(out=None):
     """Prints one line per file: variant, source, default or not, error, hash, where it is."""
     defaults = {sources.files_for(entry.variant)[0] for entry in sources.FILES}
     print(f"{'variant':<10} {'source':<10} {'top-5 err':<9} {'hash':<20} file; local copy",
@@ -53,7 +52,7 @@ def list_files(out=sys.stdout):
           f"{pretrained.weights_dir() or '(unset)'}, then {pretrained.cache_dir()}.", file=out)
 
 
-def download(variants, directory=None, source="imagenet", out=sys.stdout):
+def download(variants, directory=None, source="imagenet", out=None):
     """Downloads and verifies the files of ``variants`` into ``directory``; returns the
     paths. Unknown variants are refused before anything is downloaded."""
     unknown = [v for v in variants if not sources.files_for(v)]

@@ -230,7 +230,6 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
                   f"learning rate {rate:g}")
             checkpoint = runs.RunCheckpoint(run.path, monitor="val_accuracy", mode="max",
                                             patience=patience, phase=phase)
-            checkpoint.on_epoch = lambda done: run.write_info(dict(info, epochs_done=done))
             model.fit(train_set, validation_data=val_set, initial_epoch=first, epochs=last,
                       verbose=verbose, callbacks=[checkpoint],
                       shuffle=False)  # the pipeline shuffles

@@ -311,12 +311,12 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, work_dir, monitor="val_miou", mode="auto", save_weights_only=False,
-                 csv_log=True, patience=None, phase=0, on_epoch=None):
+                 csv_log=True, patience=None, phase=0):
         super().__init__()
         self.folder = RunFolder(work_dir)
         self.monitor, self.mode = monitor, _resolve_mode(monitor, mode)
         self.save_weights_only, self.csv_log = save_weights_only, csv_log
-        self.patience, self.phase, self.on_epoch = patience, phase, on_epoch
+        self.patience, self.phase = patience, phase
         self.best_path = self.folder.path / ("best.weights.h5" if save_weights_only else BEST)
         self.best, self.wait, self.rows, self.restored_epoch = None, 0, [], 0
         self.state = read_state(self.folder.state_dir)
@@ -387,10 +387,18 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._write_log()
         stop = self.patience is not None and self.wait >= self.patience
         self._save_state(epoch + 1, stopped=stop)
-        if self.on_epoch is not None:
-            self.on_epoch(epoch + 1)
+        self._record_epochs(epoch + 1)
         if stop:
             self.model.stop_training = True
+
+    def _record_epochs(self, done):
+        """``epochs_done`` in the folder's ``info.json``, when the folder is a run's."""
+        try:
+            info = self.folder.read_info(required=False)
+        except RunError:  # another keras_drn's info.json: not ours to rewrite
+            return
+        if info is not None:
+            self.folder.write_info(dict(info, epochs_done=done))
 
     def _write_log(self):
         keys = list(dict.fromkeys(k for row in self.rows for k in row)) or ["epoch"]

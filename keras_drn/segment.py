@@ -149,7 +149,6 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
               f"validation examples of {train_data.name}.")
         callbacks = training_callbacks(run.path,
                                        monitor=monitored_metric(train_data.num_classes))
-        callbacks[0].on_epoch = lambda done: run.write_info(dict(info, epochs_done=done))
         start = time.time()
         model.fit(train_set, validation_data=val_set, epochs=epochs, verbose=verbose,
                   shuffle=False, callbacks=callbacks)

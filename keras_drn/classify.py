@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_drn import atomic, runs
+from keras_drn import atomic, precision, runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 DATA_HELP = (
@@ -92,22 +92,6 @@ def set_backbone_trainable(model, trainable, train_bn=True):
             train_bn or not isinstance(layer, keras.layers.BatchNormalization))
 
 
-def has_gpu():
-    """Whether the Keras backend sees a GPU (mixed precision only pays off there)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return any(device.platform == "gpu" for device in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error="skip"):
     """``(train, val)`` ``ClassificationData`` of the source named by ``spec`` (see
     ``DATA_HELP``); the folder, CSV and TFDS sources are split by ``seed``."""
@@ -160,9 +144,12 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
         train_bn: let BatchNormalization learn in phase 2; default (``None``): only for a
             randomly initialised backbone (pretrained statistics are better than those of
             small fine-tuning batches).
-        mixed_precision: ``"auto"`` (``mixed_float16`` when the backend sees a GPU, else
-            float32: CPUs gain nothing), ``True``, ``False`` or a policy name
-            (``"mixed_bfloat16"``). The policy is global and stays set afterwards.
+        mixed_precision: ``"auto"`` (``keras_drn.precision.auto_policy``: mixed_bfloat16 on
+            GPUs with bfloat16 tensor cores and, on TensorFlow, on CPUs with AMX-BF16;
+            mixed_float16 on older GPUs; float32 elsewhere), ``True`` (mixed_float16),
+            ``False`` (float32) or a policy name (``"mixed_bfloat16"``). ``"auto"`` keeps a
+            global policy other than float32 that the caller set. The policy is global and
+            stays set afterwards.
         crop_scale, color_jitter, rand_augment: the training augmentation
             (``keras_drn.data.classification_pipeline``; ``RandAugment`` is slow to build).
 
@@ -172,10 +159,7 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
     """
     from keras_drn import data as data_lib
 
-    policy = {"auto": "mixed_float16" if has_gpu() else None, True: "mixed_float16",
-              False: None}.get(mixed_precision, mixed_precision)
-    if policy is not None:
-        keras.config.set_dtype_policy(policy)
+    precision.apply(mixed_precision)
     run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data, val_data = load_data(data, val_fraction, image_dir, image_size, seed)

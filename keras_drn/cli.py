@@ -93,7 +93,7 @@ def _train(args):
         step=args.step, momentum=args.momentum,
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
         flip=not args.no_flip, seed=args.seed, overwrite=args.overwrite,
-        verbose=2 if args.one_line_per_epoch else 1,
+        mixed_precision=args.mixed_precision, verbose=2 if args.one_line_per_epoch else 1,
     )
     return 0
 
@@ -108,7 +108,7 @@ def _train_classifier(args):
         learning_rate=1e-3 if args.lr is None else args.lr,
         finetune_learning_rate=args.finetune_lr, weight_decay=args.weight_decay,
         patience=args.patience, val_fraction=args.val_fraction, image_dir=args.image_dir,
-        seed=args.seed, overwrite=args.overwrite,
+        seed=args.seed, overwrite=args.overwrite, mixed_precision=args.mixed_precision,
         verbose=2 if args.one_line_per_epoch else 1)
     if args.test_dir:
         submission = os.path.join(args.output_dir, "submission.csv")
@@ -184,6 +184,7 @@ def _image_files(paths):
 
 
 def _add_segmentation_commands(commands):
+    from keras_drn import precision
     from keras_drn.classify import DATA_HELP as CLASSIFICATION_DATA_HELP
     from keras_drn.segment import DATA_HELP
 
@@ -241,6 +242,10 @@ def _add_segmentation_commands(commands):
                        help="rotate by an integer angle in [-r, r] degrees (0 turns it off)")
     train.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
     train.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    train.add_argument("--mixed-precision", default="auto", choices=precision.CHOICES,
+                       help="dtype policy (default auto: mixed_bfloat16 on GPUs with bfloat16 "
+                       "tensor cores and, on TensorFlow, on CPUs with AMX-BF16; "
+                       "mixed_float16 on older GPUs; float32 elsewhere)")
     train.add_argument("--overwrite", action="store_true",
                        help="delete the run already in --output-dir and start over (without "
                        "it, a folder holding a different run is refused and the same run "

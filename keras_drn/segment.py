@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_drn import atomic, runs
+from keras_drn import atomic, precision, runs
 
 DATA_HELP = (
     "'synthetic' (the embedded scenes), 'tfds:<name>' (oxford_iiit_pet, cityscapes), a folder "
@@ -63,7 +63,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
           num_classes=None, size=64, epochs=10, batch_size=8, crop_size=None,
           optimizer="sgd", learning_rate=0.01, lr_mode="poly", step=100, momentum=0.9,
           weight_decay=1e-4, scale=2.0, rotate=10, flip=True, seed=0, overwrite=False,
-          verbose=2):
+          mixed_precision="auto", verbose=2):
     """Trains a ``DRNSegmenter`` with the reference recipe and scores it on the val split.
 
     The model takes raw 0-255 RGB and carries the data's normalisation (``preprocessing``
@@ -72,6 +72,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     arguments and ``output_dir`` after an interruption (SIGKILL included) resumes at the first
     unfinished epoch; on a complete run it trains nothing and says so (a larger ``epochs``
     extends it); a folder that holds another run is refused unless ``overwrite``.
+    ``mixed_precision`` is ``keras_drn.classify.train``'s (``keras_drn.precision``); the
+    losses and the logits stay float32.
     """
     import keras_drn
     from keras_drn import data as data_lib
@@ -86,6 +88,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     )
     from keras_drn.visualize import comparison_grid, save_png
 
+    precision.apply(mixed_precision)
     _check_num_classes(num_classes, "--num-classes")
     if lr_mode not in ("poly", "step"):
         raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
@@ -111,7 +114,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
         "learning_rate": learning_rate, "lr_mode": lr_mode, "step": step,
         "momentum": momentum, "weight_decay": weight_decay, "scale": scale, "rotate": rotate,
-        "flip": flip, "processes": 1,
+        "flip": flip, "processes": 1, "dtype_policy": keras.config.dtype_policy().name,
     }
     val_set = data_lib.segmentation_pipeline(val_data, 1 if crop_size is None else batch_size,
                                              training=False)

@@ -42,10 +42,14 @@ def resolve_statistics(preprocessing):
 
 
 def normalization_layer(mean, std, name=LAYER_NAME):
-    """``keras.layers.Normalization`` computing ``(x / 255 - mean) / std`` for 0-255 inputs."""
+    """``keras.layers.Normalization`` computing ``(x / 255 - mean) / std`` for 0-255 inputs,
+    in float32 under any dtype policy (under mixed_bfloat16 the normalised image would
+    otherwise carry bfloat16's 8-bit rounding of the raw values and of the statistics; the
+    first convolution casts it to its compute dtype)."""
     mean, std = np.asarray(mean, "float64"), np.asarray(std, "float64")
     return keras.layers.Normalization(mean=(255 * mean).tolist(),
-                                      variance=((255 * std) ** 2).tolist(), name=name)
+                                      variance=((255 * std) ** 2).tolist(), name=name,
+                                      dtype="float32")
 
 
 def preprocessing_of(model):

@@ -104,11 +104,12 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw'; received {optimizer!r}.")
-    cluster = distribute.initialize(coordinator, num_processes, process_id, heartbeat_timeout)
+    cluster = distribute.resolve_cluster(coordinator, num_processes, process_id)
     if batch_size % cluster.num_processes:
         raise ValueError(f"batch_size={batch_size} (the global batch) does not divide over "
                          f"{cluster.num_processes} processes: give a multiple of "
                          f"{cluster.num_processes}.")
+    distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout)
     run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data = load_data(data, "train", num_classes, size, seed)

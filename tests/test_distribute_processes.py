@@ -198,3 +198,46 @@ def test_killed_worker_stops_the_job_and_a_rerun_resumes(tmp_path):
     assert [row.split(",")[0] for row in log[1:]] == [str(e) for e in range(epochs)]
     info = json.loads((folder / "info.json").read_text())
     assert info["processes"] == 2 and info["epochs_done"] == epochs
+
+
+def _image_mask_folder(root):
+    """Eight training and four validation 16x16 scenes: a bright disk (class 1) on noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(count):
+            rows, cols = np.mgrid[:16, :16]
+            centre, radius = rng.integers(4, 12, 2), rng.integers(2, 6)
+            mask = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius**2)
+            image = rng.integers(0, 80, (16, 16, 3)).astype(np.uint8)
+            image[mask] += 150
+            Image.fromarray(image).save(root / split / "images" / f"{i}.png")
+            Image.fromarray(mask.astype(np.uint8)).save(root / split / "masks" / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow  # two DRN-D-22 builds and 127 MB checkpoints: minutes on two cores
+def test_keras_drn_train_in_two_processes_writes_the_run_folder_from_process_0(tmp_path):
+    data = _image_mask_folder(tmp_path / "data")
+    folder = tmp_path / "run"
+    port = _free_port()
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    command = [sys.executable, "-m", "keras_drn.cli", "train", "--data", str(data),
+               "--num-classes", "2", "--size", "16", "--crop-size", "16", "--batch-size", "4",
+               "--epochs", "1", "--output-dir", str(folder), "--one-line-per-epoch",
+               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    procs = [subprocess.Popen(command + ["--process-id", str(i)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    chief, worker = _finish(procs, timeout=900)
+    assert [p.returncode for p in procs] == [0, 0], chief[-3000:] + worker[-3000:]
+    info = json.loads((folder / "info.json").read_text())
+    assert info["processes"] == 2 and info["status"] == "complete", info
+    assert (folder / "model.keras").is_file() and (folder / "val_predictions.png").is_file()
+    assert (folder / ".lock").read_text().strip() == str(procs[0].pid)
+    assert "validation IoU" in chief and "wrote" in chief
+    assert "validation IoU" not in worker and "wrote" not in worker

@@ -22,6 +22,12 @@ classes and their names, the architecture, the normalisation the model carries, 
 different run (data, classes, architecture: the ``IDENTITY`` keys) is refused with the keys
 that differ, unless ``overwrite=True`` (``--overwrite``) clears the folder first; a rerun of a
 complete run says so and trains nothing (more ``epochs`` extends it).
+
+A job of several processes (``keras_drn.distribute``) shares one folder: process 0 takes the
+lock and writes every file; the others take no lock, write nothing and read what process 0
+wrote (``RunFolder.session``, ``RunCheckpoint(chief=...)``). ``info.json`` records the
+``processes`` of the latest start; the count is not an identity key (the training steps are
+those of one process with the same global batch), so a run may resume with another count.
 """
 
 import contextlib

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import keras
+import numpy as np
 import pytest
 
 from keras_drn.distribute import (
@@ -253,3 +254,28 @@ def test_tensorflow_refuses_several_processes_with_the_upstream_reason():
 def test_torch_refuses_several_processes_naming_the_supported_backend():
     with pytest.raises(NotImplementedError, match="'torch' backend.*KERAS_BACKEND=jax"):
         initialize("127.0.0.1:1234", 2, 0)
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_a_non_chief_checkpoint_resumes_from_the_folder_and_writes_nothing(tmp_path):
+    from keras_drn.runs import RunCheckpoint
+
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+
+    def fit(epochs, chief):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        checkpoint = RunCheckpoint(tmp_path, monitor="loss", chief=chief)
+        history = model.fit(x, y, epochs=epochs, verbose=0, callbacks=[checkpoint])
+        return checkpoint, history
+
+    fit(2, chief=True)
+    before = _snapshot(tmp_path)
+    checkpoint, history = fit(4, chief=False)
+    assert checkpoint.restored_epoch == 2 and len(history.history["loss"]) == 2
+    assert _snapshot(tmp_path) == before  # no best model, log row or state from it

@@ -76,7 +76,8 @@ def data_parallel(devices=None):
 
     Args:
         devices: device names (TensorFlow: ``"/gpu:0"``, ``"/cpu:1"``; JAX: ``"gpu:0"``,
-            ``"cpu:1"``), default all GPUs, or all (logical) CPUs when there is none.
+            ``"cpu:1"``), default all GPUs, or all (logical) CPUs when there is none; on
+            JAX after ``initialize``, those of every process of the job.
 
     On TensorFlow leave ``jit_compile`` at ``"auto"`` (Keras turns XLA off under a
     ``tf.distribute`` strategy) or False: ``jit_compile=True`` fails under MirroredStrategy
@@ -237,8 +238,9 @@ def cluster_from_environment(environ=None):
     if any(environ.get(key) for key in keys):
         addresses = [a.strip() for a in environ.get(keys[0], "").split(",") if a.strip()]
         if not environ.get(keys[2]):
-            raise ValueError(f"{keys[2]} is not set, but {', '.join(k for k in keys if environ.get(k))} "
-                             "is: set it to this process's number (0 for the chief).")
+            given = ", ".join(key for key in keys if environ.get(key))
+            raise ValueError(f"{keys[2]} is not set, but {given} is: set it to this "
+                             "process's number (0 for the chief).")
         count = _int(environ.get(keys[1]) or len(addresses), keys[1])
         if len(addresses) > 1 and count != len(addresses):
             raise ValueError(f"{keys[0]} lists {len(addresses)} addresses but {keys[1]} is "

@@ -80,11 +80,12 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     this with the same arguments; ``batch_size`` is the global batch, each process trains on
     ``batch_size / num_processes`` of it and BatchNormalization sees the whole of it. Only
     process 0 writes the run folder and scores the final model (the others return
-    ``(model, None)``, or ``(None, None)`` for a complete run); all read its resume state, so ``output_dir`` must be one folder they
-    share. The process count is recorded (``info.json`` "processes") but is not part of the
-    run's identity: the steps are those of one process with the same global batch, so a run
-    may resume with another count. The validation score of each epoch leaves out the last
-    partial global batch (the final report scores every example).
+    ``(model, None)``, or ``(None, None)`` for a complete run); all read its resume state,
+    so ``output_dir`` must be one folder they share. The process count is recorded
+    (``info.json`` "processes") but is not part of the run's identity: the steps are those
+    of one process with the same global batch, so a run may resume with another count. The
+    validation score of each epoch leaves out the last partial global batch (the final
+    report scores every example).
     """
     import keras_drn
     from keras_drn import data as data_lib

@@ -82,6 +82,9 @@ def _train(args):
     from keras_drn import segment
 
     if args.task == "classification":
+        if args.num_processes not in (None, 1):
+            raise SystemExit("--num-processes: several processes train segmenters only "
+                             "(--task segmentation).")
         return _train_classifier(args)
     segment.train(
         data=args.data, output_dir=args.output_dir, backbone=args.backbone, head=args.head,
@@ -94,6 +97,8 @@ def _train(args):
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
         flip=not args.no_flip, seed=args.seed, overwrite=args.overwrite,
         mixed_precision=args.mixed_precision, verbose=2 if args.one_line_per_epoch else 1,
+        coordinator=args.coordinator, num_processes=args.num_processes,
+        process_id=args.process_id, heartbeat_timeout=args.heartbeat_timeout,
     )
     return 0
 
@@ -183,6 +188,27 @@ def _image_files(paths):
     return files
 
 
+def _add_distributed_arguments(train):
+    from keras_drn.distribute import HEARTBEAT_TIMEOUT
+
+    distributed = train.add_argument_group(
+        "distributed (several processes, JAX backend; keras_drn.distribute)",
+        "Run the same command in every process, each with its --process-id (0 writes "
+        "OUTPUT_DIR, which all processes must share). Without these options they are read "
+        "from the environment a launcher sets: KERAS_DISTRIBUTION_JOB_ADDRESSES / "
+        "_NUM_PROCESSES / _PROCESS_ID, TF_CONFIG, or SLURM (srun: SLURM_NTASKS, SLURM_PROCID, "
+        "the first host of SLURM_STEP_NODELIST, port KERAS_DRN_COORDINATOR_PORT).")
+    distributed.add_argument("--coordinator", metavar="HOST:PORT",
+                             help="address of process 0 (it listens on PORT)")
+    distributed.add_argument("--num-processes", type=int, metavar="N",
+                             help="processes of the job (default 1)")
+    distributed.add_argument("--process-id", type=int, metavar="I",
+                             help="this process, 0 to N-1 (0 is the chief)")
+    distributed.add_argument("--heartbeat-timeout", type=int, default=HEARTBEAT_TIMEOUT,
+                             metavar="SECONDS", help="a process silent this long counts as "
+                             f"dead and the job stops (default {HEARTBEAT_TIMEOUT})")
+
+
 def _add_segmentation_commands(commands):
     from keras_drn import precision
     from keras_drn.classify import DATA_HELP as CLASSIFICATION_DATA_HELP
@@ -224,7 +250,8 @@ def _add_segmentation_commands(commands):
                        "(classification: of the training images)")
     train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10; "
                        "classification: of the unfrozen phase, at most)")
-    train.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    train.add_argument("--batch-size", type=int, default=8, help="batch size (default 8); "
+                       "with several processes the global batch, split evenly over them")
     train.add_argument("--crop-size", type=int,
                        help="random crop side (default: none; the scene size for synthetic)")
     train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
@@ -266,6 +293,7 @@ def _add_segmentation_commands(commands):
                                 "submission.csv (id, predicted label)")
     classification.add_argument("--probabilities", action="store_true",
                                 help="submission with one probability column per class")
+    _add_distributed_arguments(train)
     train.set_defaults(run=_train)
 
     scales_help = ("comma-separated test scales (default 1; the reference's multi-scale test: "

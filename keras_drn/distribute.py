@@ -15,6 +15,20 @@ synchronized BatchNorm (``segment.py --bn-sync``; Yu et al. 2017). In Keras 3:
   (Keras's guide wraps a custom loop in ``DistributedDataParallel`` under ``torchrun``);
   train on one device, or use the TensorFlow or JAX backend for several.
 
+Several processes (one or more machines): ``initialize`` joins this process to the job
+(arguments, or the launcher's environment: KERAS_DISTRIBUTION_*, TF_CONFIG, SLURM), then
+``data_parallel()`` spans every process's devices.
+
+- JAX: supported (``jax.distributed``; gloo collectives on CPU). Each process reads its
+  slice of every global batch of a ``tf.data`` input; statistics of BatchNormalization and
+  the loss are over the global batch. Only process 0 (``is_chief``) should write files.
+- TensorFlow: not supported. Checked with Keras 3.15.1 and TensorFlow 2.21, two processes
+  on 127.0.0.1 with ``TF_CONFIG``: ``MultiWorkerMirroredStrategy`` starts (2 replicas in
+  sync), but ``fit`` fails before its first step in Keras's ``_maybe_symbolic_build``
+  (``strategy.reduce("MEAN", first_batch)``: "Attempt to convert a value (PerReplica:...)
+  ... to a Tensor"), the failure of keras-team/keras issue 20585 (open).
+- torch: not supported (no Keras distribution on that backend).
+
 Build, compile and fit the model inside the ``with`` block::
 
     with data_parallel() as strategy:
@@ -23,7 +37,11 @@ Build, compile and fit the model inside the ``with`` block::
         model.fit(train, epochs=500)  # batch size = the global batch (reference: 16)
 """
 
+import collections
 import contextlib
+import json
+import os
+import re
 
 import keras
 
@@ -58,7 +76,8 @@ def data_parallel(devices=None):
 
     Args:
         devices: device names (TensorFlow: ``"/gpu:0"``, ``"/cpu:1"``; JAX: ``"gpu:0"``,
-            ``"cpu:1"``), default all GPUs, or all (logical) CPUs when there is none.
+            ``"cpu:1"``), default all GPUs, or all (logical) CPUs when there is none; on
+            JAX after ``initialize``, those of every process of the job.
 
     On TensorFlow leave ``jit_compile`` at ``"auto"`` (Keras turns XLA off under a
     ``tf.distribute`` strategy) or False: ``jit_compile=True`` fails under MirroredStrategy
@@ -131,3 +150,310 @@ def synchronize_batchnorm(model):
         layer.synchronized = True
     model.train_function = model.test_function = model.predict_function = None
     return model
+
+
+# --- More than one process (one or more per machine) ---------------------------------------
+
+Cluster = collections.namedtuple("Cluster", "coordinator num_processes process_id source")
+Cluster.__doc__ = """The processes of one data-parallel job: ``coordinator`` ("HOST:PORT" of
+process 0, ``None`` for a single process), ``num_processes``, this ``process_id`` (0 is the
+chief, which writes the run folder) and the ``source`` the values came from."""
+
+SINGLE_PROCESS = Cluster(None, 1, 0, "a single process")
+# Seconds. JAX's coordination service declares a process dead after this long without a
+# heartbeat (jax.distributed.initialize's heartbeat_timeout_seconds, 100 there as here); the
+# others then abort with "Terminating process because the JAX distributed service detected
+# fatal errors". A process that dies mid-step is noticed sooner: its peers' gloo collective
+# fails at once ("Connection closed by peer").
+HEARTBEAT_TIMEOUT = 100
+# Seconds a process waits at exit for the others (JAX's default is 300). Long, because the
+# other processes wait there while the chief scores the final model on the validation split.
+SHUTDOWN_TIMEOUT = 3600
+PORT_VARIABLE = "KERAS_DRN_COORDINATOR_PORT"
+_STARTED = {}  # the Cluster this process joined
+
+
+def _slurm_port(environ):
+    """``KERAS_DRN_COORDINATOR_PORT``, else JAX's own rule for SLURM jobs: a port in
+    61440-65535 derived from ``SLURM_JOB_ID``, so two jobs on one node differ."""
+    if environ.get(PORT_VARIABLE):
+        return environ[PORT_VARIABLE]
+    return str(int(environ.get("SLURM_JOB_ID", "0") or 0) % 2**12 + 65535 - 2**12 + 1)
+
+
+def first_host(nodelist):
+    """The first host of a SLURM node list: ``"node[003-007,9],gpu1"`` -> ``"node003"``."""
+    match = re.match(r"([^,\[]*)(?:\[([^,\-\]]*))?", nodelist.strip())
+    return match.group(1) + (match.group(2) or "")
+
+
+def _int(value, what):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an integer; received {value!r}.") from None
+
+
+def _check(cluster):
+    what = f"(from {cluster.source})"
+    if cluster.num_processes < 1:
+        raise ValueError(f"The number of processes must be at least 1; received "
+                         f"{cluster.num_processes} {what}.")
+    if not 0 <= cluster.process_id < cluster.num_processes:
+        raise ValueError(f"The process id must be in [0, {cluster.num_processes - 1}] for "
+                         f"{cluster.num_processes} processes; received {cluster.process_id} "
+                         f"{what}. Number the processes 0, 1, ..., N-1 (0 is the chief).")
+    if cluster.num_processes > 1:
+        host, _, port = (cluster.coordinator or "").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"The coordinator must be HOST:PORT (process 0's host and a free "
+                             f"port, e.g. 10.0.0.1:12355); received {cluster.coordinator!r} "
+                             f"{what}.")
+    return cluster
+
+
+def cluster_from_environment(environ=None):
+    """The job a launcher describes in the environment, or ``SINGLE_PROCESS``.
+
+    Read in this order, the first that is set wins:
+
+    1. ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator "HOST:PORT", or all processes'
+       addresses comma-separated, the first being the coordinator),
+       ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``: the names
+       of ``keras.distribution.initialize``.
+    2. ``TF_CONFIG`` (``{"cluster": {"chief": [...], "worker": [...]}, "task": {"type": ...,
+       "index": ...}}``): the chief, then the workers, are processes 0, 1, ...; the first
+       address is the coordinator.
+    3. SLURM (``srun``): ``SLURM_NTASKS`` > 1 processes, this one ``SLURM_PROCID``; the
+       coordinator is the first host of ``SLURM_STEP_NODELIST`` (else ``SLURM_JOB_NODELIST``)
+       at port ``KERAS_DRN_COORDINATOR_PORT``, default JAX's rule for SLURM (61440 +
+       ``SLURM_JOB_ID`` mod 4096).
+
+    Raises:
+        ValueError: naming the variable whose value is missing or inconsistent.
+    """
+    environ = os.environ if environ is None else environ
+    keys = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+            "KERAS_DISTRIBUTION_PROCESS_ID")
+    if any(environ.get(key) for key in keys):
+        addresses = [a.strip() for a in environ.get(keys[0], "").split(",") if a.strip()]
+        if not environ.get(keys[2]):
+            given = ", ".join(key for key in keys if environ.get(key))
+            raise ValueError(f"{keys[2]} is not set, but {given} is: set it to this "
+                             "process's number (0 for the chief).")
+        count = _int(environ.get(keys[1]) or len(addresses), keys[1])
+        if len(addresses) > 1 and count != len(addresses):
+            raise ValueError(f"{keys[0]} lists {len(addresses)} addresses but {keys[1]} is "
+                             f"{count}: give one address per process, or only the "
+                             "coordinator's.")
+        return _check(Cluster(addresses[0] if addresses else None, count,
+                              _int(environ[keys[2]], keys[2]), "KERAS_DISTRIBUTION_*"))
+    if environ.get("TF_CONFIG"):
+        try:
+            config = json.loads(environ["TF_CONFIG"])
+            cluster, task = config["cluster"], config["task"]
+            addresses = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
+            offset = 0 if task["type"] == "chief" else len(cluster.get("chief", []))
+            if task["type"] not in ("chief", "worker"):
+                raise ValueError(f"task type {task['type']!r} (only 'chief' and 'worker' "
+                                 "train)")
+            process_id = offset + _int(task["index"], "TF_CONFIG task index")
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"TF_CONFIG is not a usable cluster description ({error}); "
+                             'expected {"cluster": {"worker": ["host:port", ...]}, "task": '
+                             '{"type": "worker", "index": i}}.') from None
+        return _check(Cluster(addresses[0] if addresses else None, len(addresses),
+                              process_id, "TF_CONFIG"))
+    if _int(environ.get("SLURM_NTASKS") or 1, "SLURM_NTASKS") > 1:
+        nodelist = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_JOB_NODELIST")
+        if not nodelist or "SLURM_PROCID" not in environ:
+            raise ValueError("SLURM_NTASKS > 1 but SLURM_PROCID or SLURM_STEP_NODELIST / "
+                             "SLURM_JOB_NODELIST is not set: start the processes with srun.")
+        return _check(Cluster(f"{first_host(nodelist)}:{_slurm_port(environ)}",
+                              _int(environ["SLURM_NTASKS"], "SLURM_NTASKS"),
+                              _int(environ["SLURM_PROCID"], "SLURM_PROCID"), "SLURM"))
+    return SINGLE_PROCESS
+
+
+def resolve_cluster(coordinator=None, num_processes=None, process_id=None, environ=None):
+    """The job of ``initialize``'s arguments (all of them, or none: then the environment's,
+    ``cluster_from_environment``). ValueError naming what is missing or out of range."""
+    given = {"coordinator": coordinator, "num_processes": num_processes,
+             "process_id": process_id}
+    if all(value is None for value in given.values()):
+        return cluster_from_environment(environ)
+    count = _int(1 if num_processes is None else num_processes, "num_processes")
+    if count > 1 or num_processes is None:
+        missing = [f"--{key.replace('_', '-')}" for key, value in given.items() if value is None]
+        if missing:
+            raise ValueError(f"A job of several processes needs the coordinator, the number "
+                             f"of processes and this process's id; missing {', '.join(missing)}"
+                             f" ({', '.join(f'{k}={v!r}' for k, v in given.items())}).")
+    return _check(Cluster(coordinator, count, _int(process_id or 0, "process_id"),
+                          "the arguments"))
+
+
+def initialize(coordinator=None, num_processes=None, process_id=None,
+               heartbeat_timeout=HEARTBEAT_TIMEOUT):
+    """Joins this process to a multi-process data-parallel job; call it first, before any
+    model is built (JAX refuses once it has computed anything).
+
+    One call per process, the same ``coordinator`` and ``num_processes`` everywhere, each
+    its own ``process_id`` (0: the chief). With no arguments the launcher's environment is
+    read (``cluster_from_environment``: KERAS_DISTRIBUTION_*, TF_CONFIG, SLURM); with none
+    set it is a single process and nothing happens.
+
+    JAX: ``jax.distributed.initialize`` (what ``keras.distribution.initialize`` calls, here
+    with the heartbeat and shutdown timeouts, which Keras's does not pass); CPU collectives
+    go through gloo (JAX 0.10's default), so processes on one machine, 127.0.0.1, work too.
+    Then ``data_parallel()`` spans every process's devices, ``fit`` on a ``tf.data``
+    dataset of global batches gives each process its share (Keras's
+    ``DataParallel.distribute_dataset``: ``rebatch(batch / N)`` then ``shard(N, i)``, so
+    process ``i`` reads the ``i``-th slice of every global batch) and BatchNormalization's
+    statistics and the loss's mean are over the global batch. Every process must build the
+    same pipeline (same seed) and call ``fit`` alike.
+
+    TensorFlow: not supported (``_tensorflow_multi_worker_error``). torch: not supported.
+
+    Args:
+        coordinator: "HOST:PORT" of process 0 (it listens there).
+        num_processes: processes of the job.
+        process_id: this process, in ``[0, num_processes)``.
+        heartbeat_timeout: seconds after which a silent process counts as dead and the
+            others abort (a process that dies mid-step fails its peers' next collective at
+            once).
+
+    Returns:
+        The ``Cluster`` joined.
+
+    Raises:
+        ValueError: inconsistent or missing values; RuntimeError: this process already
+            joined another job, or JAX already computed something; NotImplementedError:
+            several processes on the TensorFlow or torch backend.
+    """
+    cluster = resolve_cluster(coordinator, num_processes, process_id)
+    if cluster.num_processes == 1:
+        return cluster
+    started = _STARTED.get("cluster")
+    if started is not None:
+        if started[:3] != cluster[:3]:
+            raise RuntimeError(f"This process already joined the job {started[:3]}; it "
+                               f"cannot join {cluster[:3]} too (one job per process).")
+        return started
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        raise _tensorflow_multi_worker_error()
+    if backend != "jax":
+        raise NotImplementedError(
+            f"Training in several processes is not supported on the {backend!r} backend: "
+            "Keras 3 has no distribution there. Use KERAS_BACKEND=jax (supported: several "
+            "processes on one or more machines) or train in one process.")
+    import jax
+
+    try:
+        jax.distributed.initialize(
+            cluster.coordinator, cluster.num_processes, cluster.process_id,
+            heartbeat_timeout_seconds=int(heartbeat_timeout),
+            shutdown_timeout_seconds=SHUTDOWN_TIMEOUT)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error} Call keras_drn.distribute.initialize before building "
+                           "any model or running any JAX computation.") from error
+    # What keras.distribution.initialize does next: one random seed for all processes when
+    # none is set, so their initial weights agree (private in Keras 3.15, no public name).
+    from keras.src.backend.jax.distribution_lib import initialize_rng
+
+    initialize_rng()
+    _STARTED["cluster"] = cluster
+    return cluster
+
+
+def _tensorflow_multi_worker_error():
+    return NotImplementedError(
+        "Training in several processes is not supported on the TensorFlow backend: Keras "
+        f"{keras.__version__}'s fit fails under tf.distribute.MultiWorkerMirroredStrategy "
+        "before the first step (keras/src/backend/tensorflow/trainer.py, "
+        "_maybe_symbolic_build: strategy.reduce('MEAN', <first batch>) raises 'ValueError: "
+        "Attempt to convert a value (PerReplica:...) with an unsupported type ... to a "
+        "Tensor'; upstream: github.com/keras-team/keras/issues/20585, open). Use "
+        "KERAS_BACKEND=jax for several processes (the same command and options), or "
+        "data_parallel() for several devices of one process.")
+
+
+def joined_cluster():
+    """The ``Cluster`` this process joined with ``initialize``, or ``SINGLE_PROCESS``."""
+    return _STARTED.get("cluster", SINGLE_PROCESS)
+
+
+def is_chief():
+    """Whether this process is process 0 (or the only one): the one that writes files."""
+    return joined_cluster().process_id == 0
+
+
+def _multihost():
+    from jax.experimental import multihost_utils
+
+    return multihost_utils
+
+
+def barrier(name):
+    """Waits until every process of the job reaches the barrier ``name`` (no-op alone)."""
+    if joined_cluster().num_processes > 1:
+        _multihost().sync_global_devices(name)
+
+
+def broadcast(value):
+    """Process 0's integer ``value``, in every process (``value`` itself alone)."""
+    if joined_cluster().num_processes == 1:
+        return int(value)
+    import numpy as np
+
+    return int(_multihost().broadcast_one_to_all(np.int32(value)))
+
+
+def gather(value):
+    """Every process's integer ``value``, as a list by process id (``[value]`` alone)."""
+    if joined_cluster().num_processes == 1:
+        return [int(value)]
+    import numpy as np
+
+    gathered = _multihost().process_allgather(np.asarray([value], np.int32), tiled=True)
+    return [int(v) for v in np.asarray(gathered).ravel()]
+
+
+@contextlib.contextmanager
+def outside_distribution():
+    """No Keras distribution while the block runs, restored after it. The chief saves
+    models in it: Keras's ``save`` creates a variable (its optimizer check), which under
+    ``DataParallel`` over several processes is a collective (``jax.device_put`` checks that
+    every process holds the same value) and would wait forever for the others."""
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+# What a collective of a job whose peer died raises: gloo's "Connection closed by peer"
+# (seen with SIGKILL), or the coordination service's missed heartbeat.
+_PEER_FAILURE = re.compile(r"Gloo|closed by peer|heartbeat|coordination service|"
+                           r"DEADLINE_EXCEEDED|UNAVAILABLE", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def peer_failures():
+    """Turns the error a collective raises when another process of the job died into a
+    RuntimeError that says so and how to resume. (JAX's coordination service also aborts
+    the process once the dead one misses ``heartbeat_timeout`` seconds of heartbeats.)"""
+    try:
+        yield
+    except Exception as error:
+        cluster = joined_cluster()
+        if cluster.num_processes == 1 or not _PEER_FAILURE.search(str(error)):
+            raise
+        first = str(error).strip().splitlines()[0][:300]
+        raise RuntimeError(
+            f"Process {cluster.process_id} of {cluster.num_processes}: another process of the "
+            f"job failed or was killed ({type(error).__name__}: {first}); this one stops too. "
+            "Rerun every process with the same command: training resumes after the last "
+            "finished epoch of the run folder.") from error

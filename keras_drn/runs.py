@@ -22,6 +22,12 @@ classes and their names, the architecture, the normalisation the model carries, 
 different run (data, classes, architecture: the ``IDENTITY`` keys) is refused with the keys
 that differ, unless ``overwrite=True`` (``--overwrite``) clears the folder first; a rerun of a
 complete run says so and trains nothing (more ``epochs`` extends it).
+
+A job of several processes (``keras_drn.distribute``) shares one folder: process 0 takes the
+lock and writes every file; the others take no lock, write nothing and read what process 0
+wrote (``RunFolder.session``, ``RunCheckpoint(chief=...)``). ``info.json`` records the
+``processes`` of the latest start; the count is not an identity key (the training steps are
+those of one process with the same global batch), so a run may resume with another count.
 """
 
 import contextlib
@@ -199,6 +205,41 @@ class RunFolder:
         self.write_info(info)
         return info
 
+    @contextlib.contextmanager
+    def session(self, info, overwrite=False):
+        """``lock()`` and ``start(info, overwrite)`` for every process of a job: yields the
+        info in force. The chief (process 0, or the only process) takes the lock and writes
+        ``info.json``; the other processes take no lock and write nothing: they wait for the
+        chief, then read its ``info.json`` (so the folder must be one they all share). All
+        processes raise RunError alike when one cannot see that file or was started with
+        other arguments (identity keys)."""
+        from keras_drn import distribute
+
+        if distribute.is_chief():
+            with self.lock():
+                info = self.start(info, overwrite=overwrite)
+                distribute.barrier("keras_drn run folder started")
+                self._check_processes_agree(info)
+                yield info
+            return
+        distribute.barrier("keras_drn run folder started")
+        written = self.read_info(required=False) if self.info_path.is_file() else None
+        same = written is not None and not differences(written, info, info["task"])
+        self._check_processes_agree(written if same else None)
+        yield written
+
+    def _check_processes_agree(self, info):
+        from keras_drn import distribute
+
+        seen = distribute.gather(info is not None)
+        if not all(seen):
+            missing = [i for i, ok in enumerate(seen) if not ok]
+            raise RunError(
+                f"Process(es) {missing} cannot read the info.json that process 0 wrote in "
+                f"{self.path}, or were started with other arguments: give every process the "
+                "same command and one --output-dir that all of them share (a network file "
+                "system, or one machine).")
+
     def finish(self, info, **results):
         """Marks the run complete in ``info.json`` (after ``model.keras`` is written)."""
         info = dict(info, status="complete", **results)
@@ -308,11 +349,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         phase: for runs that call ``fit`` several times with different trainable sets (the
             two phases of ``keras_drn.classify``): a state saved in an earlier phase is not
             restored into a later one (the weights are already in the model).
+        chief: whether this process writes the folder (default: process 0 of the job,
+            ``keras_drn.distribute.is_chief``). In a multi-process job every process
+            restores the same state (the folder must be on a file system they share: a
+            process that finds another epoch than process 0 raises RunError) and keeps the
+            same best value and early-stopping count (the logs are global), but only the
+            chief writes, outside the distribution (``distribute.outside_distribution``).
     """
 
     def __init__(self, work_dir, monitor="val_miou", mode="auto", save_weights_only=False,
-                 csv_log=True, patience=None, phase=0):
+                 csv_log=True, patience=None, phase=0, chief=None):
+        from keras_drn import distribute
+
         super().__init__()
+        self.chief = distribute.is_chief() if chief is None else chief
         self.folder = RunFolder(work_dir)
         self.monitor, self.mode = monitor, _resolve_mode(monitor, mode)
         self.save_weights_only, self.csv_log = save_weights_only, csv_log
@@ -329,9 +379,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         return value > self.best if self.mode == "max" else value < self.best
 
     def on_train_begin(self, logs=None):
-        atomic.check_writable(self.folder.state_dir, "run")
-        for directory in (self.folder.path, self.folder.state_dir):  # a killed fit's leftovers
-            atomic.remove_stale_temporaries(directory)
+        if self.chief:
+            atomic.check_writable(self.folder.state_dir, "run")
+            for directory in (self.folder.path, self.folder.state_dir):  # a killed fit's
+                atomic.remove_stale_temporaries(directory)                # leftovers
         self.state = read_state(self.folder.state_dir)
         epoch, start = 0, None
         same_phase = bool(self.state) and self.state.get("phase", 0) == self.phase
@@ -345,11 +396,12 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best = self.state.get("best")
             self.wait = self.state.get("wait", 0) if same_phase else 0
         self.restored_epoch = epoch if same_phase else 0
+        _check_same_state(self.folder, epoch)
         # Read by Keras's fit after on_train_begin (as BackupAndRestore does); None: fit's own.
         self.model._initial_epoch = start or None
         rows = _read_log(self.folder.log_path) if self.csv_log else []
         self.rows = [row for row in rows if _epoch_of(row) < epoch]
-        if self.csv_log and len(self.rows) != len(rows):
+        if self.chief and self.csv_log and len(self.rows) != len(rows):
             self._write_log()
 
     def _restore(self):
@@ -376,18 +428,26 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         value = logs.get(self.monitor)
         value = None if value is None else float(value)
-        if self._better(value):
+        from keras_drn.distribute import outside_distribution
+
+        improved = self._better(value)
+        if improved:
             self.best, self.wait = value, 0
-            save = self.model.save_weights if self.save_weights_only else self.model.save
-            atomic.write_atomically(self.best_path, save, "run")
         else:
             self.wait += 1
-        if self.csv_log:
-            self.rows.append({"epoch": str(epoch), **{k: _number(v) for k, v in logs.items()}})
-            self._write_log()
         stop = self.patience is not None and self.wait >= self.patience
-        self._save_state(epoch + 1, stopped=stop)
-        self._record_epochs(epoch + 1)
+        if self.chief:
+            with outside_distribution():
+                if improved:
+                    save = self.model.save_weights if self.save_weights_only else (
+                        self.model.save)
+                    atomic.write_atomically(self.best_path, save, "run")
+                if self.csv_log:
+                    self.rows.append({"epoch": str(epoch),
+                                      **{k: _number(v) for k, v in logs.items()}})
+                    self._write_log()
+                self._save_state(epoch + 1, stopped=stop)
+                self._record_epochs(epoch + 1)
         if stop:
             self.model.stop_training = True
 
@@ -425,6 +485,18 @@ class RunCheckpoint(keras.callbacks.Callback):
             if old.name not in keep:
                 with contextlib.suppress(OSError):
                     old.unlink()
+
+
+def _check_same_state(folder, epoch):
+    """RunError unless every process of the job restored the epoch process 0 restored."""
+    from keras_drn import distribute
+
+    epochs = distribute.gather(epoch)
+    if len(set(epochs)) > 1:
+        raise RunError(
+            f"The processes found different resume states in {folder.path} (epoch per "
+            f"process: {epochs}): the run folder must be one folder that all processes "
+            "share (a network file system, or one machine), given as the same --output-dir.")
 
 
 def read_state(state_dir):

@@ -8,6 +8,7 @@ architecture, and an interrupted ``train`` with the same arguments resumes at it
 unfinished epoch.
 """
 
+import contextlib
 import os
 import pathlib
 import time
@@ -16,7 +17,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_drn import atomic, precision, runs
+from keras_drn import atomic, distribute, precision, runs
 
 DATA_HELP = (
     "'synthetic' (the embedded scenes), 'tfds:<name>' (oxford_iiit_pet, cityscapes), a folder "
@@ -63,7 +64,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
           num_classes=None, size=64, epochs=10, batch_size=8, crop_size=None,
           optimizer="sgd", learning_rate=0.01, lr_mode="poly", step=100, momentum=0.9,
           weight_decay=1e-4, scale=2.0, rotate=10, flip=True, seed=0, overwrite=False,
-          mixed_precision="auto", verbose=2):
+          mixed_precision="auto", verbose=2, coordinator=None, num_processes=None,
+          process_id=None, heartbeat_timeout=distribute.HEARTBEAT_TIMEOUT):
     """Trains a ``DRNSegmenter`` with the reference recipe and scores it on the val split.
 
     The model takes raw 0-255 RGB and carries the data's normalisation (``preprocessing``
@@ -74,6 +76,18 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     extends it); a folder that holds another run is refused unless ``overwrite``.
     ``mixed_precision`` is ``keras_drn.classify.train``'s (``keras_drn.precision``); the
     losses and the logits stay float32.
+
+    Several processes (JAX; ``coordinator``, ``num_processes``, ``process_id``, or the
+    launcher's environment, see ``keras_drn.distribute.initialize``): every process runs
+    this with the same arguments; ``batch_size`` is the global batch, each process trains on
+    ``batch_size / num_processes`` of it and BatchNormalization sees the whole of it. Only
+    process 0 writes the run folder and scores the final model (the others return
+    ``(model, None)``, or ``(None, None)`` for a complete run); all read its resume state,
+    so ``output_dir`` must be one folder they share. The process count is recorded
+    (``info.json`` "processes") but is not part of the run's identity: the steps are those
+    of one process with the same global batch, so a run may resume with another count. The
+    validation score of each epoch leaves out the last partial global batch (the final
+    report scores every example).
     """
     import keras_drn
     from keras_drn import data as data_lib
@@ -94,6 +108,12 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw'; received {optimizer!r}.")
+    cluster = distribute.resolve_cluster(coordinator, num_processes, process_id)
+    if batch_size % cluster.num_processes:
+        raise ValueError(f"batch_size={batch_size} (the global batch) does not divide over "
+                         f"{cluster.num_processes} processes: give a multiple of "
+                         f"{cluster.num_processes}.")
+    distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout)
     run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data = load_data(data, "train", num_classes, size, seed)
@@ -114,13 +134,15 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
         "learning_rate": learning_rate, "lr_mode": lr_mode, "step": step,
         "momentum": momentum, "weight_decay": weight_decay, "scale": scale, "rotate": rotate,
-        "flip": flip, "processes": 1, "dtype_policy": keras.config.dtype_policy().name,
+        "flip": flip, "processes": cluster.num_processes,
+        "dtype_policy": keras.config.dtype_policy().name,
     }
     val_set = data_lib.segmentation_pipeline(val_data, 1 if crop_size is None else batch_size,
                                              training=False)
-    with run.lock():
-        info = run.start(info, overwrite=overwrite)
+    with run.session(info, overwrite=overwrite) as info, contextlib.ExitStack() as parallel:
         if info["epochs_done"] >= epochs and run.model_path.exists():
+            if not distribute.is_chief():
+                return None, None
             print(f"{run.path} is a complete run ({info['epochs_done']} epochs, as asked): "
                   "nothing to train. Pass a larger --epochs to train further, or --overwrite "
                   "to start over.")
@@ -133,6 +155,11 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         train_set = data_lib.segmentation_pipeline(
             train_data, batch_size, training=True, crop_size=crop_size, scale=scale,
             rotate=rotate, flip=flip, seed=seed)
+        fit_val_set = val_set
+        if cluster.num_processes > 1:
+            parallel.enter_context(distribute.data_parallel())
+            fit_val_set = _global_batches(val_set, val_data.size, batch_size if crop_size
+                                          else cluster.num_processes)
         model = keras_drn.DRNSegmenter(
             backbone, num_classes=train_data.num_classes, head=head, context=context,
             anti_alias=anti_alias, upsampling=upsampling, backbone_weights=backbone_weights,
@@ -153,12 +180,18 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         callbacks = training_callbacks(run.path,
                                        monitor=monitored_metric(train_data.num_classes))
         start = time.time()
-        model.fit(train_set, validation_data=val_set, epochs=epochs, verbose=verbose,
-                  shuffle=False, callbacks=callbacks)
+        with distribute.peer_failures():
+            model.fit(train_set, validation_data=fit_val_set, epochs=epochs, shuffle=False,
+                      verbose=verbose if distribute.is_chief() else 0, callbacks=callbacks)
         resumed = callbacks[0].restored_epoch
         print(f"trained for {time.time() - start:.0f} s"
               + (f" (resumed after epoch {resumed})" if resumed else ""))
+        parallel.close()  # leaves the job's data parallel distribution
+        if not distribute.is_chief():
+            return model, None
         atomic.write_atomically(run.model_path, model.save, "run")
+        if cluster.num_processes > 1:  # a copy on this process's devices alone, to score
+            model = load_segmenter(run.model_path)
         shown, names = display_classes(train_data.num_classes, train_data.class_names)
         report = evaluate_segmenter(model, val_set, train_data.num_classes,
                                     class_names=names if shown != train_data.num_classes
@@ -175,6 +208,16 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
                    val_miou=report.miou, val_dice=float(report.dice[-1]))
     print(f"wrote {run.model_path} and {grid_path} (image | ground truth | prediction)")
     return model, report
+
+
+def _global_batches(val_set, size, batch_size):
+    """The validation set in whole global batches of ``batch_size``, as a multi-process
+    ``fit`` needs (every process gets an equal slice of each); says what it leaves out."""
+    if size % batch_size and distribute.is_chief():
+        print(f"The validation score of each epoch leaves out the last {size % batch_size} "
+              f"of {size} examples (a partial global batch of {batch_size}); the final "
+              "report scores all of them.")
+    return val_set.unbatch().batch(batch_size, drop_remainder=True)
 
 
 def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path=None,

@@ -10,9 +10,19 @@ import sys
 import textwrap
 
 import keras
+import numpy as np
 import pytest
 
-from keras_drn.distribute import data_parallel, synchronize_batchnorm
+from keras_drn.distribute import (
+    SINGLE_PROCESS,
+    Cluster,
+    cluster_from_environment,
+    data_parallel,
+    first_host,
+    initialize,
+    resolve_cluster,
+    synchronize_batchnorm,
+)
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,7 +39,16 @@ import contextlib, json
 import keras
 import numpy as np
 import keras_drn
-from keras_drn.distribute import data_parallel, synchronize_batchnorm
+from keras_drn.distribute import (
+    SINGLE_PROCESS,
+    Cluster,
+    cluster_from_environment,
+    data_parallel,
+    first_host,
+    initialize,
+    resolve_cluster,
+    synchronize_batchnorm,
+)
 from keras_drn.training import compile_segmenter
 
 def tiny():
@@ -160,3 +179,103 @@ def test_torch_backend_says_data_parallel_is_unsupported():
             pass
     with pytest.raises(NotImplementedError, match="synchronize_batchnorm"):
         synchronize_batchnorm(_composite_model())
+
+
+# --- Several processes: where the job's description comes from, and the refusals ---------
+
+
+def test_no_launcher_variables_is_a_single_process():
+    assert cluster_from_environment({}) == SINGLE_PROCESS
+    assert cluster_from_environment({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) == (
+        SINGLE_PROCESS)
+    assert resolve_cluster(environ={}) == SINGLE_PROCESS
+
+
+def test_keras_distribution_variables_name_the_coordinator_and_count():
+    cluster = cluster_from_environment({
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "1"})
+    assert cluster[:3] == ("10.0.0.1:1234", 2, 1)
+    with pytest.raises(ValueError, match="lists 2 addresses but .*NUM_PROCESSES is 3"):
+        cluster_from_environment({
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": "3", "KERAS_DISTRIBUTION_PROCESS_ID": "0"})
+    with pytest.raises(ValueError, match="KERAS_DISTRIBUTION_PROCESS_ID is not set"):
+        cluster_from_environment({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234",
+                                  "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"})
+
+
+def test_tf_config_numbers_the_chief_then_the_workers():
+    config = {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]},
+              "task": {"type": "worker", "index": 1}}
+    cluster = cluster_from_environment({"TF_CONFIG": json.dumps(config)})
+    assert cluster == Cluster("a:1", 3, 2, "TF_CONFIG")
+    config["task"] = {"type": "ps", "index": 0}
+    with pytest.raises(ValueError, match="TF_CONFIG is not a usable.*'ps'"):
+        cluster_from_environment({"TF_CONFIG": json.dumps(config)})
+
+
+def test_slurm_coordinator_is_the_first_node_of_the_step():
+    assert first_host("node[003-007,9],gpu1") == "node003"
+    assert first_host("gpu-a12,gpu-b1") == "gpu-a12"
+    environ = {"SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_JOB_ID": "4097",
+               "SLURM_STEP_NODELIST": "node[07-08]", "SLURM_JOB_NODELIST": "other"}
+    # JAX's own SLURM port rule: 61440 + job id mod 4096.
+    assert cluster_from_environment(environ)[:3] == ("node07:61441", 4, 3)
+    environ["KERAS_DRN_COORDINATOR_PORT"] = "29500"
+    assert cluster_from_environment(environ).coordinator == "node07:29500"
+    with pytest.raises(ValueError, match="start the processes with srun"):
+        cluster_from_environment({"SLURM_NTASKS": "2"})
+
+
+def test_arguments_must_be_complete_and_consistent():
+    with pytest.raises(ValueError, match="missing --coordinator, --process-id"):
+        resolve_cluster(num_processes=2, environ={})
+    with pytest.raises(ValueError, match=r"in \[0, 1\] for 2 processes; received 2"):
+        resolve_cluster("127.0.0.1:1234", 2, 2, environ={})
+    with pytest.raises(ValueError, match="HOST:PORT.*'127.0.0.1'"):
+        resolve_cluster("127.0.0.1", 2, 0, environ={})
+    assert resolve_cluster(num_processes=1, environ={})[:3] == (None, 1, 0)
+    # Arguments win over the environment.
+    assert resolve_cluster("h:1", 2, 1, environ={"SLURM_NTASKS": "8"})[:3] == ("h:1", 2, 1)
+
+
+def test_a_single_process_needs_no_initialization():
+    assert initialize(num_processes=1) == resolve_cluster(num_processes=1)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow pass")
+def test_tensorflow_refuses_several_processes_with_the_upstream_reason():
+    with pytest.raises(NotImplementedError, match="MultiWorkerMirroredStrategy.*20585.*jax"):
+        initialize("127.0.0.1:1234", 2, 0)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch pass")
+def test_torch_refuses_several_processes_naming_the_supported_backend():
+    with pytest.raises(NotImplementedError, match="'torch' backend.*KERAS_BACKEND=jax"):
+        initialize("127.0.0.1:1234", 2, 0)
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_a_non_chief_checkpoint_resumes_from_the_folder_and_writes_nothing(tmp_path):
+    from keras_drn.runs import RunCheckpoint
+
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+
+    def fit(epochs, chief):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        checkpoint = RunCheckpoint(tmp_path, monitor="loss", chief=chief)
+        history = model.fit(x, y, epochs=epochs, verbose=0, callbacks=[checkpoint])
+        return checkpoint, history
+
+    fit(2, chief=True)
+    before = _snapshot(tmp_path)
+    checkpoint, history = fit(4, chief=False)
+    assert checkpoint.restored_epoch == 2 and len(history.history["loss"]) == 2
+    assert _snapshot(tmp_path) == before  # no best model, log row or state from it

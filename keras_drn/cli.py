@@ -2,8 +2,9 @@
 ``weights`` lists and downloads the ImageNet files, ``convert`` converts a PyTorch checkpoint,
 ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/``predict``
 run the segmentation and classification workflows (``keras_drn.segment``,
-``keras_drn.classify``, run folders of ``keras_drn.runs``), ``upgrade`` converts old run
-folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
+``keras_drn.classify``, run folders of ``keras_drn.runs``), ``ensemble`` and ``threshold``
+predict with and tune the folds of a k-fold run (``keras_drn.folds``), ``upgrade`` converts
+old run folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
 import os

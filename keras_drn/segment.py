@@ -99,8 +99,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     when missing). ``train_folds`` runs every fold.
     """
     import keras_drn
-    from keras_drn import folds as fold_lib
     from keras_drn import data as data_lib
+    from keras_drn import folds as fold_lib
     from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
     from keras_drn.training import (
         compile_segmenter,

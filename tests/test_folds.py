@@ -243,6 +243,8 @@ def test_train_a_fold_writes_its_out_of_fold_probabilities(tmp_path, capsys):
     np.testing.assert_allclose(stored["probabilities"][0], expected, atol=2e-3)
     np.testing.assert_array_equal(stored["masks"][0],
                                   masks[int(stored["ids"][0][1:])] == 1)
+    report = segment.evaluate(run / runs.MODEL, f"rle:{tmp_path / 'data'}")  # fold 1's
+    assert report.confusion.sum() == 4 * 24 * 24
     with pytest.raises(runs.RunError, match="fold: 1 -> 0"):
         cli.main(arguments[:6] + ["0"] + arguments[7:])
     (run / folds.OOF).unlink()

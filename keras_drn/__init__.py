@@ -1,11 +1,14 @@
 """keras_drn: Dilated Residual Networks and their companions for Keras 3.
 
 ``keras_drn.DRN_C_26(...)`` and friends build the DRN-A/C/D classifiers and backbones
-(Yu, Koltun, Funkhouser, CVPR 2017); ``keras_drn.layers`` holds the building blocks.
+(Yu, Koltun, Funkhouser, CVPR 2017); ``keras_drn.layers`` holds the building blocks;
+``keras_drn.losses``, ``keras_drn.metrics`` and ``keras_drn.submission`` the Kaggle-style
+segmentation losses, scores and run-length-encoded submissions (imported here, so that a
+saved binary segmenter compiled with them loads with ``keras.saving.load_model``).
 """
 
 from keras_drn import _environment  # noqa: F401  (before Keras: backend choice, quiet TF logs)
-from keras_drn import layers
+from keras_drn import layers, losses, metrics, submission
 from keras_drn.export import export
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model
 from keras_drn.models.segmenter import DRNSegmenter
@@ -53,4 +56,7 @@ __all__ = [
     "get_model",
     "layers",
     "list_models",
+    "losses",
+    "metrics",
+    "submission",
 ]

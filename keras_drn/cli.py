@@ -2,8 +2,9 @@
 ``weights`` lists and downloads the ImageNet files, ``convert`` converts a PyTorch checkpoint,
 ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/``predict``
 run the segmentation and classification workflows (``keras_drn.segment``,
-``keras_drn.classify``, run folders of ``keras_drn.runs``), ``upgrade`` converts old run
-folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
+``keras_drn.classify``, run folders of ``keras_drn.runs``), ``ensemble`` and ``threshold``
+predict with and tune the folds of a k-fold run (``keras_drn.folds``), ``upgrade`` converts
+old run folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
 import os
@@ -86,7 +87,8 @@ def _train(args):
             raise SystemExit("--num-processes: several processes train segmenters only "
                              "(--task segmentation).")
         return _train_classifier(args)
-    segment.train(
+    train = segment.train_folds if args.fold == "all" else segment.train
+    train(
         data=args.data, output_dir=args.output_dir, backbone=args.backbone, head=args.head,
         context=_none_or(args.context), anti_alias=_none_or(args.anti_alias),
         upsampling=args.upsampling, backbone_weights=_none_or(args.backbone_weights),
@@ -99,8 +101,25 @@ def _train(args):
         mixed_precision=args.mixed_precision, verbose=2 if args.one_line_per_epoch else 1,
         coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, heartbeat_timeout=args.heartbeat_timeout,
+        **_kfold_arguments(args),
     )
     return 0
+
+
+def _kfold_arguments(args):
+    """``segment.train`` / ``train_folds`` arguments of the k-fold group."""
+    given = {"folds": args.folds, "stratify": _none_or(args.stratify),
+             "group_by": args.group_by}
+    if args.fold == "all":
+        return dict(given, min_sizes=args.min_sizes)
+    if args.fold is not None:
+        try:
+            given["fold"] = int(args.fold)
+        except ValueError:
+            raise SystemExit(f"--fold takes a fold number or 'all'; received {args.fold!r}.")
+    if args.folds is not None and args.fold is None:
+        raise SystemExit("--folds K needs --fold I (the held-out fold, 0..K-1) or --fold all.")
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _train_classifier(args):
@@ -168,6 +187,48 @@ def _predict(args):
                                 order=args.rle_order):
         print(f"wrote {path}")
     return 0
+
+
+def _ensemble(args):
+    from keras_drn import segment
+
+    written, _, _ = segment.ensemble(
+        args.runs, _image_files(args.images), args.output_dir, threshold=args.threshold,
+        min_size=args.min_size, flip=not args.no_flip, scales=args.scales,
+        submission=args.submission, layout=args.layout, order=args.rle_order)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _threshold(args):
+    import pathlib
+
+    from keras_drn import folds
+
+    run_dirs = []
+    for path in map(pathlib.Path, args.runs):
+        found = sorted(p.parent for p in path.glob(f"fold-*/{folds.OOF}"))
+        run_dirs += found if found and not (path / folds.OOF).exists() else [path]
+    output = args.output
+    if output is None and len(args.runs) == 1 and run_dirs != [pathlib.Path(args.runs[0])]:
+        output = pathlib.Path(args.runs[0]) / folds.THRESHOLD
+    search = folds.tune(run_dirs, output, thresholds=args.thresholds or folds.THRESHOLDS,
+                        min_sizes=args.min_sizes)
+    print(search)
+    for threshold, min_size, dice in search.scores:
+        print(f"  threshold {threshold:<5g} min size {min_size:<4d} mean Dice {dice:.4f}")
+    return 0
+
+
+def _integers(text):
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"sizes must be >= 0, got {text!r}")
+    return values
 
 
 def _image_files(paths):
@@ -279,6 +340,21 @@ def _add_segmentation_commands(commands):
                        "resumes)")
     train.add_argument("--one-line-per-epoch", action="store_true",
                        help="print one line per epoch instead of progress bars (for logs)")
+    kfold = train.add_argument_group(
+        "k-fold", "train on K-1 folds of the training data and validate on the held-out one "
+        "(keras_drn.folds); the run ends by writing OUTPUT_DIR/oof.npz, its out-of-fold "
+        "probabilities")
+    kfold.add_argument("--folds", type=int, help="number of folds K (seeded by --seed)")
+    kfold.add_argument("--fold", help="the held-out fold, 0..K-1, or 'all': train every fold "
+                       "into OUTPUT_DIR/fold-I, then write OUTPUT_DIR/threshold.json (the "
+                       "threshold maximising the out-of-fold mean per-image Dice)")
+    kfold.add_argument("--stratify", default="none", choices=["none", "empty"],
+                       help="empty: every fold gets its share of empty and non-empty masks")
+    kfold.add_argument("--group-by", help="a column of the data's CSV (rle: sources; 'id' "
+                       "works for any): examples sharing a value share a fold")
+    kfold.add_argument("--min-sizes", type=_integers, default=(0,),
+                       help="with --fold all: minimum component sizes the threshold search "
+                       "tries, comma-separated (default 0)")
     classification = train.add_argument_group("classification (--task classification)")
     classification.add_argument("--head-epochs", type=int, default=2,
                                 help="epochs of the new head on the frozen backbone")
@@ -362,6 +438,52 @@ def _add_segmentation_commands(commands):
     predict.add_argument("--probabilities", action="store_true",
                          help="classifier: one probability column per class")
     predict.set_defaults(run=_predict)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="segment images with the mean probability of several runs (the "
+        "folds of keras-drn train --folds K), with flip TTA",
+        description="Averages the probabilities of several segmentation runs (flip test-time "
+        "augmentation unless --no-flip) and writes OUTPUT_DIR/<name>_mask.png and "
+        "<name>_overlay.png per image, and with --submission a CSV of run-length-encoded "
+        "masks. Binary runs threshold the mean probability: by default at the threshold and "
+        "minimum size of the folds' threshold.json (keras-drn threshold, train --fold all), "
+        "else 0.5.")
+    ensemble.add_argument("runs", nargs="+", help="run folders, their .keras files, or a "
+                          "folder holding fold-* runs (train --fold all's OUTPUT_DIR)")
+    ensemble.add_argument("--images", nargs="+", required=True,
+                          help="image files or folders of them")
+    ensemble.add_argument("--output-dir", default="predictions", help="where to write PNGs")
+    ensemble.add_argument("--scales", type=_scales, default=(1.0,), help=scales_help)
+    ensemble.add_argument("--no-flip", action="store_true", help="no flip TTA")
+    ensemble.add_argument("--threshold", type=float, help="object probability threshold "
+                          "(default: threshold.json of the folds, else 0.5)")
+    ensemble.add_argument("--min-size", type=int, help="drop regions smaller than this many "
+                          "pixels (default: threshold.json of the folds, else 0)")
+    ensemble.add_argument("--submission", help="also write this CSV of run-length-encoded "
+                          "masks")
+    ensemble.add_argument("--layout", choices=["image", "image_class"],
+                          help="submission rows, as keras-drn predict --layout")
+    ensemble.add_argument("--rle-order", default="F", choices=["F", "C"],
+                          help="F column-major (default) or C row-major")
+    ensemble.set_defaults(run=_ensemble)
+
+    threshold = commands.add_parser(
+        "threshold", help="search the threshold (and minimum size) maximising the mean "
+        "per-image Dice on the out-of-fold predictions of k-fold runs",
+        description="Reads the oof.npz of each fold run (keras-drn train --folds K --fold I) "
+        "and prints the threshold and minimum component size with the highest mean "
+        "per-image Dice (an empty prediction of an empty mask scores 1, as on Kaggle), and "
+        "writes it to threshold.json beside the folds, where keras-drn ensemble finds it.")
+    threshold.add_argument("runs", nargs="+", help="fold run folders, or the folder holding "
+                           "fold-* runs")
+    threshold.add_argument("--thresholds", type=_scales, default=None,
+                           help="comma-separated thresholds to try (default 0.05..0.95 by "
+                           "0.05)")
+    threshold.add_argument("--min-sizes", type=_integers, default=(0,),
+                           help="comma-separated minimum component sizes to try (default 0)")
+    threshold.add_argument("--output", help="the JSON to write (default threshold.json in the "
+                           "folder holding the folds)")
+    threshold.set_defaults(run=_threshold)
 
 
 def _convert(args):

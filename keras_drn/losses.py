@@ -396,7 +396,8 @@ class FocalLoss(keras.losses.Loss):
         target = ops.one_hot(labels, classes, dtype="float32")
         log_pt = ops.sum(target * log_probabilities, axis=-1)
         # 1 - p_t as -expm1(log p_t): no cancellation for p_t near 1.
-        values = -ops.power(ops.maximum(-ops.expm1(log_pt), 0.0), self.gamma) * log_pt
+        values = -log_pt if self.gamma == 0 else (  # x**0's gradient at x=0 is nan
+            -ops.power(ops.maximum(-ops.expm1(log_pt), 0.0), self.gamma) * log_pt)
         if isinstance(self.alpha, list):
             if len(self.alpha) != classes:
                 raise ValueError(
@@ -423,7 +424,7 @@ class FocalLoss(keras.losses.Loss):
             pt = ops.clip(pt, 1e-7, 1.0)
             log_pt = ops.log(pt)
             miss = 1.0 - pt
-        values = -ops.power(miss, self.gamma) * log_pt
+        values = -log_pt if self.gamma == 0 else -ops.power(miss, self.gamma) * log_pt
         if self.alpha is not None:
             values = values * (foreground * self.alpha + (1.0 - foreground) * (1 - self.alpha))
         return values

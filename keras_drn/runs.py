@@ -53,7 +53,8 @@ INFO, MODEL, BEST, LOG, STATE, LOCK = (
 IDENTITY = {
     "segmentation": ("task", "data", "num_classes", "class_names", "size", "crop_size", "seed",
                      "backbone", "head", "context", "anti_alias", "upsampling",
-                     "backbone_weights", "mean", "std"),
+                     "backbone_weights", "mean", "std", "folds", "fold", "stratify",
+                     "group_by"),
     "classification": ("task", "data", "image_dir", "num_classes", "class_names",
                        "image_size", "seed", "val_fraction", "backbone", "backbone_weights",
                        "dropout"),

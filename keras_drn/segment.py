@@ -22,8 +22,12 @@ from keras_drn import atomic, distribute, precision, runs
 DATA_HELP = (
     "'synthetic' (the embedded scenes), 'tfds:<name>' (oxford_iiit_pet, cityscapes), a folder "
     "in the reference's format (info.json, <split>_images.txt, <split>_labels.txt) or a folder "
-    "with <split>/images and <split>/masks (needs num_classes)"
+    "with <split>/images and <split>/masks (needs num_classes), or a Kaggle-shaped binary "
+    "folder, 'rle:FOLDER' ('rle-c:FOLDER' for row-major RLEs) or any folder holding train.csv "
+    "(ImageId,EncodedPixels run-length-encoded masks) and images/ (validate on a fold: "
+    "--folds K --fold I)"
 )
+RLE_SPECS = {"rle:": "F", "rle-c:": "C"}  # spec prefix -> pixel order of the CSV's RLEs
 
 
 def load_data(spec, split, num_classes=None, size=64, seed=0):
@@ -35,6 +39,9 @@ def load_data(spec, split, num_classes=None, size=64, seed=0):
         return data.synthetic_scenes(split, size=size, seed=seed)
     if spec.startswith("tfds:"):
         return data.tfds_dataset(spec[len("tfds:"):], split)
+    for prefix, order in RLE_SPECS.items():
+        if spec.startswith(prefix):
+            return _rle_folder(spec[len(prefix):], split, num_classes, order)
     folder = pathlib.Path(spec)
     if (folder / "info.json").is_file():
         return data.reference_folder(folder, split, num_classes=num_classes)
@@ -44,7 +51,18 @@ def load_data(spec, split, num_classes=None, size=64, seed=0):
                              "(--num-classes).")
         return data.image_mask_folders(folder / split / "images", folder / split / "masks",
                                        num_classes)
+    if (folder / "train.csv").is_file():
+        return _rle_folder(folder, split, num_classes, "F")
     raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
+
+
+def _rle_folder(folder, split, num_classes, order):
+    from keras_drn import data
+
+    if num_classes not in (None, 1):
+        raise ValueError(f"{folder} is a Kaggle CSV folder of binary masks (num_classes=1); "
+                         f"received num_classes={num_classes}.")
+    return data.rle_csv_folder(folder, split, order=order)
 
 
 def load_segmenter(model_path):
@@ -65,7 +83,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
           optimizer="sgd", learning_rate=0.01, lr_mode="poly", step=100, momentum=0.9,
           weight_decay=1e-4, scale=2.0, rotate=10, flip=True, seed=0, overwrite=False,
           mixed_precision="auto", verbose=2, coordinator=None, num_processes=None,
-          process_id=None, heartbeat_timeout=distribute.HEARTBEAT_TIMEOUT):
+          process_id=None, heartbeat_timeout=distribute.HEARTBEAT_TIMEOUT, folds=None,
+          fold=None, stratify=None, group_by=None):
     """Trains a ``DRNSegmenter`` with the reference recipe and scores it on the val split.
 
     The model takes raw 0-255 RGB and carries the data's normalisation (``preprocessing``
@@ -88,9 +107,17 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     of one process with the same global batch, so a run may resume with another count. The
     validation score of each epoch leaves out the last partial global batch (the final
     report scores every example).
+
+    K-fold (``keras_drn.folds``): with ``folds=K`` and ``fold=I`` the training split is cut
+    into K seeded folds (``seed``; ``stratify="empty"`` balances empty and non-empty masks,
+    ``group_by`` names a column of a CSV source whose values never straddle two folds); the
+    run trains on the other folds, validates on fold I, and ends by writing ``oof.npz``: the
+    fold's ids, its flip-TTA probabilities and masks (a rerun of the complete run writes it
+    when missing). ``train_folds`` runs every fold.
     """
     import keras_drn
     from keras_drn import data as data_lib
+    from keras_drn import folds as fold_lib
     from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
     from keras_drn.training import (
         compile_segmenter,
@@ -108,6 +135,10 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw'; received {optimizer!r}.")
+    fold_lib.check_folds(folds, fold, stratify, group_by)
+    if fold == "all":
+        raise ValueError("fold='all' trains every fold: call train_folds (keras-drn train "
+                         "--fold all).")
     cluster = distribute.resolve_cluster(coordinator, num_processes, process_id)
     if batch_size % cluster.num_processes:
         raise ValueError(f"batch_size={batch_size} (the global batch) does not divide over "
@@ -117,7 +148,11 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data = load_data(data, "train", num_classes, size, seed)
-    val_data = load_data(data, "val", num_classes, size, seed)
+    if folds is None:
+        val_data = load_data(data, "val", num_classes, size, seed)
+    else:
+        train_data, val_data = fold_lib.split(train_data, folds, fold, seed=seed,
+                                              stratify=stratify, group_by=group_by)
     _check_num_classes(train_data.num_classes, str(data))
     if train_data.size < batch_size:
         raise ValueError(f"batch_size={batch_size} exceeds the {train_data.size} training "
@@ -136,9 +171,11 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         "momentum": momentum, "weight_decay": weight_decay, "scale": scale, "rotate": rotate,
         "flip": flip, "processes": cluster.num_processes,
         "dtype_policy": keras.config.dtype_policy().name,
+        "folds": folds, "fold": fold, "stratify": stratify, "group_by": group_by,
     }
     val_set = data_lib.segmentation_pipeline(val_data, 1 if crop_size is None else batch_size,
                                              training=False)
+    oof_path = run.path / fold_lib.OOF
     with run.session(info, overwrite=overwrite) as info, contextlib.ExitStack() as parallel:
         if info["epochs_done"] >= epochs and run.model_path.exists():
             if not distribute.is_chief():
@@ -149,9 +186,13 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
             model = load_segmenter(run.model_path)
             report = evaluate_segmenter(model, val_set, info["num_classes"], class_names=(
                 display_classes(info["num_classes"], info["class_names"])[1]))
+            if folds is not None and not oof_path.exists():
+                _write_oof(model, val_data, oof_path, folds, fold)
             run.finish(info)
             print(f"validation IoU (%) of {run.model_path}:\n{report.table}")
             return model, report
+        if distribute.is_chief():  # an earlier model's (run.clear does not know it)
+            oof_path.unlink(missing_ok=True)
         train_set = data_lib.segmentation_pipeline(
             train_data, batch_size, training=True, crop_size=crop_size, scale=scale,
             rotate=rotate, flip=flip, seed=seed)
@@ -204,6 +245,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         grid_path = run.path / "val_predictions.png"
         save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
                                  class_names=names), grid_path)
+        if folds is not None:
+            _write_oof(model, val_data, oof_path, folds, fold)
         run.finish(dict(info, epochs_done=max(epochs, info["epochs_done"])),
                    val_miou=report.miou, val_dice=float(report.dice[-1]))
     print(f"wrote {run.model_path} and {grid_path} (image | ground truth | prediction)")
@@ -218,6 +261,47 @@ def _global_batches(val_set, size, batch_size):
               f"of {size} examples (a partial global batch of {batch_size}); the final "
               "report scores all of them.")
     return val_set.unbatch().batch(batch_size, drop_remainder=True)
+
+
+def _write_oof(model, val_data, path, folds, fold):
+    from keras_drn import folds as fold_lib
+
+    ids, probabilities, masks = fold_lib.out_of_fold(model, val_data)
+    fold_lib.write_oof(path, ids, probabilities, masks, folds, fold)
+    print(f"wrote {path}: out-of-fold probabilities of the {len(ids)} images of fold "
+          f"{fold}/{folds}")
+
+
+def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", **kwargs):
+    """Trains every fold of a k-fold split: ``train(..., folds=folds, fold=I,
+    output_dir=OUTPUT_DIR/fold-I)`` for I = 0 .. folds - 1 (``kwargs``: ``train``'s other
+    arguments), then, for a binary run, searches the threshold (and the minimum component
+    sizes ``min_sizes``) maximising the mean per-image Dice on the out-of-fold predictions
+    of all folds (``keras_drn.folds.tune``), written to ``OUTPUT_DIR/threshold.json`` and
+    printed. Rerunning it resumes the unfinished folds. Returns ``(reports, search)``: the
+    folds' validation reports and the ``ThresholdSearch`` (``None`` for a multi-class run).
+    """
+    from keras_drn import folds as fold_lib
+
+    if fold != "all":
+        raise ValueError(f"train_folds trains every fold (fold='all'); received fold={fold!r}: "
+                         "call train(..., folds=K, fold=I) for one.")
+    fold_lib.check_folds(folds, "all", kwargs.get("stratify"), kwargs.get("group_by"))
+    reports, run_dirs = [], []
+    for index in range(folds):
+        print(f"fold {index}/{folds}:")
+        run_dir = fold_lib.fold_dir(output_dir, index)
+        model, report = train(output_dir=run_dir, folds=folds, fold=index, **kwargs)
+        reports.append(report)
+        run_dirs.append(run_dir)
+        binary = model is not None and model.output.shape[-1] == 1
+        del model
+    search = None
+    if binary and distribute.is_chief():  # only process 0 writes
+        search = fold_lib.tune(run_dirs, pathlib.Path(output_dir) / fold_lib.THRESHOLD,
+                               min_sizes=min_sizes)
+        print(f"{search}: wrote {pathlib.Path(output_dir) / fold_lib.THRESHOLD}")
+    return reports, search
 
 
 def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path=None,
@@ -257,7 +341,14 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
     size = (info or {}).get("size") or 64 if size is None else size
     seed = (info or {}).get("seed", 0) if seed is None else seed
     num_classes = None if info is None else info["num_classes"]
-    source = load_data(data, split, num_classes, size, seed)
+    if (info or {}).get("folds") and split == "val":  # a fold run: its held-out fold
+        from keras_drn import folds as fold_lib
+
+        _, source = fold_lib.split(load_data(data, "train", num_classes, size, seed),
+                                   info["folds"], info["fold"], seed=info["seed"],
+                                   stratify=info.get("stratify"), group_by=info.get("group_by"))
+    else:
+        source = load_data(data, split, num_classes, size, seed)
     if info is not None and source.num_classes != info["num_classes"]:
         raise ValueError(f"{data!r} has {source.num_classes} classes, the model "
                          f"{info['num_classes']}.")
@@ -314,6 +405,10 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
     the image), ``<name>`` distinct per input (``output_names``). Returns the written paths.
 
     Args:
+        model_path: a run's ``.keras`` file, or a list of them: an ensemble (the runs of the
+            folds of a k-fold split, say), whose prediction is the mean of the members'
+            probabilities (``keras_drn.folds.ensemble_probabilities``); ``info_path``
+            applies to each.
         threshold: object probability above which a binary run labels a pixel 1.
         min_size: drop connected regions (4-connectivity) of a class smaller than this many
             pixels (``keras_drn.submission.remove_small_components``): they become
@@ -327,6 +422,7 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
     """
     from keras_drn.data.images import read_image
     from keras_drn.evaluation import multi_scale_predict
+    from keras_drn.folds import ensemble_probabilities
     from keras_drn.submission import remove_small_components, write_submission
     from keras_drn.visualize import colorize, palette, save_png
 
@@ -334,9 +430,23 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
         raise ValueError("No images given to predict.")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1); received {threshold!r}.")
-    runs.check_model_file(model_path)
-    _, info = runs.run_of(model_path, info_path)
-    model = load_segmenter(model_path)
+    members = ([model_path] if isinstance(model_path, (str, os.PathLike))
+               else list(model_path))
+    if not members:
+        raise ValueError("No model given to predict with.")
+    infos = []
+    for member in members:
+        runs.check_model_file(member)
+        infos.append(runs.run_of(member, info_path)[1])
+    info = infos[0]
+    for member, other in zip(members[1:], infos[1:]):
+        if (other["num_classes"], other.get("class_names")) != (
+                info["num_classes"], info.get("class_names")):
+            raise ValueError(f"{member} predicts {other['num_classes']} classes "
+                             f"{other.get('class_names')}, {members[0]} "
+                             f"{info['num_classes']} {info.get('class_names')}: an ensemble's "
+                             "members must share their classes.")
+    models = [load_segmenter(member) for member in members]
     atomic.check_writable(output_dir)
     classes, _ = display_classes(info["num_classes"], info.get("class_names"))
     layout = layout or ("image" if info["num_classes"] == 1 else "image_class")
@@ -344,8 +454,13 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
     colours = palette(classes)
     for path, name in zip(images, output_names(images)):
         picture = read_image(path).astype("float32")
-        labels = multi_scale_predict(model, picture, scales=scales, flip=flip,
-                                     threshold=threshold)
+        if len(models) == 1:
+            labels = multi_scale_predict(models[0], picture, scales=scales, flip=flip,
+                                         threshold=threshold)
+        else:
+            probabilities = ensemble_probabilities(models, picture, scales=scales, flip=flip)
+            labels = ((probabilities > threshold).astype("int64") if probabilities.ndim == 2
+                      else np.argmax(probabilities, axis=-1))
         if min_size:
             kept = np.zeros_like(labels)
             for class_id in range(1, classes):
@@ -368,3 +483,51 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
         write_submission(submission, rows, layout=layout, order=order)
         written.append(os.fspath(submission))
     return written
+
+
+def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=True,
+             scales=(1.0,), submission=None, layout=None, order="F", alpha=0.5):
+    """The fold ensemble's ``predict``: masks (and a submission) from the mean of the
+    probabilities of several runs, with flip TTA by default.
+
+    Args:
+        members: run folders (their ``model.keras``), ``.keras`` files, or folders holding
+            ``fold-*`` run folders (``train_folds``' ``OUTPUT_DIR``), in any mix.
+        threshold, min_size: default: those of the ``threshold.json`` (``keras_drn.folds.
+            tune``) of the folder holding the folds (the one given, or the runs' common
+            parent) when there is one, else 0.5 and 0.
+        flip, scales, submission, layout, order, alpha: as ``predict``.
+
+    Returns:
+        ``(written, threshold, min_size)``: the written paths and the threshold and minimum
+        size used.
+    """
+    from keras_drn import folds as fold_lib
+
+    models, parents = [], set()
+    for member in members:
+        path = pathlib.Path(member)
+        fold_runs = sorted(path.glob("fold-*/" + runs.MODEL)) if path.is_dir() else []
+        if path.is_dir() and not (path / runs.MODEL).exists() and fold_runs:
+            models += fold_runs
+            parents.add(path.resolve())
+        elif path.is_dir():
+            models.append(path / runs.MODEL)
+            parents.add(path.resolve().parent)
+        else:
+            models.append(path)
+            parents.add(path.resolve().parent.parent)
+    if not models:
+        raise ValueError("No runs given to the ensemble.")
+    record = fold_lib.read_threshold(parents.pop()) if len(parents) == 1 else None
+    tuned = record is not None and (threshold is None or min_size is None)
+    if threshold is None:
+        threshold = float(record["threshold"]) if record else 0.5
+    if min_size is None:
+        min_size = int(record.get("min_size", 0)) if record else 0
+    print(f"ensemble of {len(models)} model(s), threshold {threshold:g}, min size {min_size}"
+          + (f" ({fold_lib.THRESHOLD} of the folds)" if tuned else ""))
+    written = predict([str(m) for m in models], images, output_dir, scales=scales, flip=flip,
+                      alpha=alpha, threshold=threshold, min_size=min_size,
+                      submission=submission, layout=layout, order=order)
+    return written, threshold, min_size

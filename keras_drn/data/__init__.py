@@ -39,6 +39,7 @@ _LAZY = {
     "SegmentationData": "sources",
     "image_mask_folders": "sources",
     "reference_folder": "sources",
+    "rle_csv_folder": "rle_csv",
     "synthetic_scenes": "sources",
     "tfds_dataset": "sources",
     "augment_pair": "augment",

@@ -82,6 +82,11 @@ class SegmentationData:
             pipelines do not apply them.
         size: number of examples.
         name: a short description, for logs.
+        examples: per-example facts the source knows without decoding, or ``None``: a dict of
+            ``size``-long tuples in the dataset's order: ``"id"`` (str, the file stem or the
+            CSV's image id), and where known ``"empty"`` (bool: the mask has no object
+            pixel) and a CSV source's other columns (str). K-fold splits use them
+            (``keras_drn.folds``).
     """
 
     dataset: tf.data.Dataset
@@ -91,6 +96,7 @@ class SegmentationData:
     std: tuple
     size: int
     name: str
+    examples: dict = None
 
     def __post_init__(self):
         if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= IGNORE_LABEL:
@@ -112,6 +118,11 @@ class SegmentationData:
                                  f"received {field}={getattr(self, field)!r}.")
             object.__setattr__(self, field, value)
         object.__setattr__(self, "class_names", names)
+        if self.examples is not None:
+            lengths = {key: len(values) for key, values in self.examples.items()}
+            if "id" not in lengths or set(lengths.values()) != {self.size}:
+                raise ValueError(f"examples must hold 'id' and {self.size} values per key "
+                                 f"(one per example); received lengths {lengths}.")
 
 
 def _read_mask(path, num_classes):
@@ -258,6 +269,7 @@ def reference_folder(data_dir, split="train", num_classes=None):
         std=info["std"],
         size=len(images),
         name=f"{os.path.basename(os.path.normpath(data_dir))}/{split}",
+        examples={"id": tuple(os.path.splitext(p)[0] for p in _read_list(image_list))},
     )
 
 
@@ -326,6 +338,7 @@ def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=
         std=IMAGENET_STD if std is None else std,
         size=len(stems),
         name=os.path.basename(os.path.normpath(image_dir)),
+        examples={"id": tuple(stems)},
     )
 
 

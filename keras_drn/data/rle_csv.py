@@ -1,0 +1,168 @@
+"""A Kaggle-shaped binary segmentation folder: images and a CSV of run-length-encoded masks.
+
+The layout of TGS Salt, SIIM-ACR, Carvana and most binary competitions::
+
+    FOLDER/train.csv     ImageId,EncodedPixels (or id,rle_mask / img,rle_mask ...) + any
+                         other columns (a patient id to group folds by, say)
+    FOLDER/images/       the images, named <ImageId> or <ImageId>.<extension>
+                         (train_images/ or train/ are found too)
+
+An empty ``EncodedPixels`` cell (or SIIM's ``-1``) is an image without the object; several
+rows of one image (SIIM's one row per region) are the union of their masks. Masks are decoded
+by ``keras_drn.submission.rle_decode`` at the size of their image, in the competition's pixel
+order (``"F"``, column-major, Kaggle's usual; or ``"C"``). See ``keras_drn.submission`` for
+the encoding.
+"""
+
+import csv
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_drn.constants import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.images import read_image
+from keras_drn.data.sources import SegmentationData
+from keras_drn.submission import ORDERS, rle_decode
+
+__all__ = ["rle_csv_folder"]
+
+# Header names of the competitions, first match wins (compared without case and spaces).
+ID_COLUMNS = ("ImageId", "id", "img", "image_id")
+RLE_COLUMNS = ("EncodedPixels", "rle_mask", "rle", "encoded_pixels")
+EMPTY_CELLS = ("", "-1")  # "-1": SIIM-ACR's empty mask
+_SEPARATOR = "|"  # between the RLEs of one image's rows, for the decoder
+
+
+def _column(header, candidates, given, path, what):
+    normal = {name.strip().lower(): name for name in header}
+    if given is not None:
+        if given.strip().lower() not in normal:
+            raise ValueError(f"{path} has no {what} column {given!r}; its columns: {header}.")
+        return normal[given.strip().lower()]
+    for candidate in candidates:
+        if candidate.lower() in normal:
+            return normal[candidate.lower()]
+    raise ValueError(f"{path} has no {what} column (one of {list(candidates)}); its columns: "
+                     f"{header}. Name it with {what}_column=.")
+
+
+def _image_folder(folder, split):
+    for name in ("images", f"{split}_images", split):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            return path
+    raise FileNotFoundError(f"{folder!r} has no images/ (nor {split}_images/ or {split}/) "
+                            "folder beside its CSV.")
+
+
+def _image_files(image_dir, ids, csv_path):
+    by_name, by_stem = {}, {}
+    for entry in os.listdir(image_dir):
+        if entry.lower().endswith(IMAGE_EXTENSIONS) and not entry.startswith("."):
+            by_name[entry] = by_stem.setdefault(os.path.splitext(entry)[0], entry)
+    files, missing = [], []
+    for image_id in ids:
+        entry = by_name.get(image_id) or by_stem.get(image_id)
+        if entry is None:
+            missing.append(image_id)
+        else:
+            files.append(os.path.join(image_dir, entry))
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FileNotFoundError(f"{len(missing)} image(s) listed in {csv_path!r} are not in "
+                                f"{image_dir!r}: {missing[:5]}{more}.")
+    return files
+
+
+def _decode(path, rles, order):
+    path, rles = path.decode(), rles.decode()
+    image = read_image(path)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for rle in rles.split(_SEPARATOR):
+        try:
+            mask |= rle_decode(rle, image.shape[:2], order=order)
+        except ValueError as error:
+            raise ValueError(f"The RLE mask of {path!r} ({image.shape[0]}x{image.shape[1]}): "
+                             f"{error}") from None
+    return image, mask
+
+
+def rle_csv_folder(folder, split="train", order="F", class_name="object", id_column=None,
+                   rle_column=None, mean=None, std=None):
+    """A binary segmentation source (``num_classes=1``) from ``FOLDER/<split>.csv`` and its
+    images (module docstring).
+
+    Args:
+        folder: the folder.
+        split: the CSV's stem (``"train"``: ``train.csv``). Kaggle gives one labelled CSV:
+            validate on a held-out fold (``keras-drn train --folds K --fold I``).
+        order: ``"F"`` (column-major, default) or ``"C"`` (row-major).
+        class_name: the object's name.
+        id_column, rle_column: the CSV's image id and RLE columns (default: the first of
+            ``ID_COLUMNS`` / ``RLE_COLUMNS`` present, any case).
+        mean, std: the normalisation a model of this data should carry (0-1 RGB; default
+            ImageNet's).
+
+    Returns:
+        ``SegmentationData`` with ``num_classes=1``: uint8 ``(H, W, 3)`` images and 0/1 uint8
+        ``(H, W)`` masks, one example per image id in the CSV's order, and ``examples``:
+        ``"id"``, ``"empty"`` (no RLE) and the CSV's other columns (of an image's first row).
+
+    Raises:
+        FileNotFoundError: no CSV, no image folder, or images the CSV lists are missing
+            (named). ValueError: no id or RLE column, a multi-class CSV, an empty CSV; while
+            reading, a malformed RLE or one past its image (named with the file).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be 'F' (column-major) or 'C' (row-major); received "
+                         f"{order!r}.")
+    csv_path = os.path.join(folder, f"{split}.csv")
+    if not os.path.isfile(csv_path):
+        hint = ("" if split == "train" else " A Kaggle folder has one labelled CSV, "
+                "train.csv: validate on a held-out fold of it (keras-drn train --folds K "
+                "--fold I).")
+        raise FileNotFoundError(f"{csv_path!r} does not exist.{hint}")
+    with open(csv_path, newline="") as stream:
+        reader = csv.DictReader(stream)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    if any(name.strip().lower() in ("classid", "imageid_classid") for name in header):
+        raise ValueError(f"{csv_path} has a class column ({header}): it is a multi-class CSV; "
+                         "this source reads binary masks (one object class).")
+    id_key = _column(header, ID_COLUMNS, id_column, csv_path, "id")
+    rle_key = _column(header, RLE_COLUMNS, rle_column, csv_path, "rle")
+    if not rows:
+        raise ValueError(f"{csv_path} lists no images.")
+    others = [name for name in header if name not in (id_key, rle_key)]
+    records = {}  # image id -> (its RLEs, the other columns of its first row)
+    for row in rows:
+        image_id = (row[id_key] or "").strip()
+        if not image_id:
+            raise ValueError(f"{csv_path} has a row without an image id: {row}.")
+        rle = (row[rle_key] or "").strip()
+        rles, _ = records.setdefault(image_id, ([], {k.strip(): row[k] for k in others}))
+        if rle not in EMPTY_CELLS:
+            rles.append(rle)
+    ids = tuple(records)
+    files = _image_files(_image_folder(folder, split), ids, csv_path)
+    encoded = [_SEPARATOR.join(records[i][0]) for i in ids]
+
+    def decode(path, rles):
+        image, mask = tf.numpy_function(lambda p, r: _decode(p, r, order), [path, rles],
+                                        (tf.uint8, tf.uint8))
+        image.set_shape([None, None, 3])
+        mask.set_shape([None, None])
+        return image, mask
+
+    dataset = tf.data.Dataset.from_tensor_slices((files, encoded)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE)
+    examples = {"id": ids, "empty": tuple(not records[i][0] for i in ids)}
+    for name in others:  # (a column named "empty" would not replace the RLE's)
+        examples.setdefault(name.strip(), tuple(str(records[i][1][name.strip()]) for i in ids))
+    return SegmentationData(
+        dataset=dataset, num_classes=1, class_names=(class_name,),
+        mean=IMAGENET_MEAN if mean is None else mean,
+        std=IMAGENET_STD if std is None else std,
+        size=len(ids), name=f"{os.path.basename(os.path.normpath(folder))}/{split}.csv",
+        examples=examples)

@@ -146,3 +146,31 @@ def test_pipeline_shapes_and_ranges(class_folders):
         classification.classification_pipeline(data, 8, training=True)
     with pytest.raises(TypeError, match="ClassificationData"):
         classification.classification_pipeline([1, 2], 2, training=False)
+
+
+def test_evaluation_images_are_centre_cropped_and_resized_as_pil_does(tmp_path):
+    """Non-square noise images smaller than image_size: the evaluation pipeline's output is
+    PIL's centre crop to the target's aspect ratio, resized bilinearly (upsampling, where
+    PIL's bilinear is the half-pixel one without antialiasing), on the 0-255 scale. A second
+    /255, an off-centre crop or a resize without the crop fails."""
+    rng = np.random.default_rng(7)
+    shapes = {"tall": (14, 6), "wide": (9, 15)}
+    originals = {}
+    for name, shape in shapes.items():
+        originals[name] = rng.integers(0, 256, (*shape, 3), dtype="uint8")
+        (tmp_path / name).mkdir()
+        Image.fromarray(originals[name]).save(tmp_path / name / "0.png")
+    data = classification.image_folder(tmp_path)
+    val = classification.classification_pipeline(data, 2, training=False, image_size=(12, 10))
+    (images, labels), = list(val)
+    assert images.shape == (2, 12, 10, 3)
+    for image, label in zip(images.numpy(), labels.numpy()):
+        name = data.class_names[label]
+        picture = Image.fromarray(originals[name])
+        height, width = shapes[name]
+        crop_w, crop_h = min(width, height * 10 // 12), min(height, width * 12 // 10)
+        left, top = (width - crop_w) // 2, (height - crop_h) // 2
+        expected = np.asarray(picture.crop((left, top, left + crop_w, top + crop_h))
+                              .resize((10, 12), Image.BILINEAR), "float32")
+        assert np.abs(image - expected).max() <= 1.0, name  # PIL rounds to uint8
+        assert np.abs(image - expected).mean() < 0.6, name

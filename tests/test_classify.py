@@ -305,3 +305,44 @@ def test_an_interrupted_second_phase_resumes_in_that_phase(run, tmp_path, monkey
     for ours, theirs in zip(model.weights, best.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
                                       keras.ops.convert_to_numpy(theirs))
+
+
+def test_segment_evaluate_refuses_a_classification_run(run):
+    from keras_drn import segment
+
+    root, _, _ = run
+    with pytest.raises(ValueError, match="is a classification run: score it with "
+                                         "keras_drn.classify.evaluate"):
+        segment.evaluate(str(root / "run" / "model.keras"), str(root / "train"))
+
+
+@pytest.mark.parametrize("gpu, policy", [(False, "float32"), (True, "mixed_float16")])
+def test_mixed_precision_auto_is_mixed_float16_only_with_a_gpu(run, monkeypatch, gpu, policy):
+    """train(mixed_precision="auto") sets the global policy by has_gpu() (here on the
+    fixture's complete run: nothing is trained)."""
+    root, _, _ = run
+    monkeypatch.setattr(classify, "has_gpu", lambda: gpu)
+    assert keras.config.dtype_policy().name == "float32"
+    classify.train(**_arguments(root), mixed_precision="auto")
+    assert keras.config.dtype_policy().name == policy
+
+
+def test_build_classifier_loads_the_backbone_weights_file(tmp_path):
+    """Every backbone weight of build_classifier(weights=file) holds the file's values (the
+    classifier's own fc aside): moving statistics included, set away from their init here."""
+    import keras_drn
+
+    source = keras_drn.DRN_D_22(classes=10)
+    rng = np.random.default_rng(0)
+    for weight in source.weights:
+        if "moving" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    path = tmp_path / "d22.weights.h5"
+    source.save_weights(path)
+    expected = {w.path: keras.ops.convert_to_numpy(w)
+                for w in source.weights if not w.path.startswith("fc/")}
+    model = classify.build_classifier(3, "drn_d_22", weights=str(path))
+    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
+    assert set(loaded) == set(expected)
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

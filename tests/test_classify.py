@@ -21,9 +21,17 @@ def _write_scene(path, colour, seed, size=16):
     Image.fromarray(image.astype("uint8")).save(path)
 
 
+def _arguments(root):
+    """Both phases for real: one head epoch, then up to 3 fine-tuning epochs with
+    BatchNormalization frozen and early stopping after one epoch without improvement."""
+    return dict(data=str(root / "train"), output_dir=str(root / "run"), image_size=16,
+                head_epochs=1, epochs=3, batch_size=4, val_fraction=0.25, patience=1,
+                train_bn=False, verbose=0)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A classifier trained for one phase-1 epoch on a 3-class folder of 16x16 images."""
+    """A classifier trained through both phases on a 3-class folder of 16x16 images."""
     root = tmp_path_factory.mktemp("classify")
     for k, name in enumerate(CLASSES):
         for i in range(4):
@@ -33,10 +41,22 @@ def run(tmp_path_factory):
         _write_scene(root / "test" / f"t{i}.png", COLOURS[name], 100 + i)
     keras.utils.set_random_seed(0)
     with pytest.warns(UserWarning, match="corrupt.jpg"):
-        model, report = classify.train(
-            data=str(root / "train"), output_dir=str(root / "run"), image_size=16,
-            head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(classify, "build_classifier", _recording(classify.build_classifier))
+            model, report = classify.train(**_arguments(root))
     return root, model, report
+
+
+INITIAL = {}  # weight path -> value of the run's freshly built classifier
+
+
+def _recording(build):
+    def recorded(*args, **kwargs):
+        model = build(*args, **kwargs)
+        INITIAL.update((w.path, keras.ops.convert_to_numpy(w)) for w in model.weights)
+        return model
+
+    return recorded
 
 
 def test_run_folder_holds_model_info_log_and_confusion_png(run):
@@ -52,15 +72,69 @@ def test_run_folder_holds_model_info_log_and_confusion_png(run):
     assert not list(out.glob("tmp*"))  # atomic writes leave no temporary files
 
 
-def test_frozen_phase_keeps_batchnorm_in_inference_mode(run):
-    _, model, _ = run
-    backbone = model.get_layer("backbone")
-    norms = [layer for layer in backbone._flatten_layers(include_self=False, recursive=True)
-             if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms
-    for layer in norms:  # the random init's statistics, untouched by the phase-1 epoch
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), 0.0)
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_variance), 1.0)
+def _log(root):
+    with open(root / "run" / "log.csv", newline="") as stream:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
+
+
+def test_the_best_epoch_of_both_phases_is_saved_and_restored(run):
+    """best.keras is the best val_accuracy row of log.csv (the first of equals), and the
+    returned model and model.keras hold its weights, not the last epoch's."""
+    from keras_drn.data import classification_pipeline
+
+    root, model, _ = run
+    rows = _log(root)
+    assert [row["epoch"] for row in rows][:2] == [0, 1]  # phase 1, then phase 2 ran
+    best_row = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
+    # The test can fail: early stopping ran an epoch after the best one, whose weights a
+    # skipped restore would keep.
+    assert best_row < len(rows) - 1 and len(rows) < 5
+    best = keras.saving.load_model(root / "run" / "best.keras")
+    saved = keras.saving.load_model(root / "run" / "model.keras")
+    for ours, theirs, again in zip(model.weights, best.weights, saved.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(again),
+                                      keras.ops.convert_to_numpy(theirs))
+    # Scored again on the run's validation split, best.keras gives that row's numbers (the
+    # loss tells apart epochs of equal accuracy).
+    _, val = classify.load_data(str(root / "train"), 0.25, size=16)
+    best.compile(loss=keras.losses.SparseCategoricalCrossentropy(),
+                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    scores = best.evaluate(classification_pipeline(val, 4, training=False, image_size=16),
+                           return_dict=True, verbose=0)
+    assert scores["accuracy"] == pytest.approx(rows[best_row]["val_accuracy"], abs=1e-6)
+    assert scores["loss"] == pytest.approx(rows[best_row]["val_loss"], rel=1e-4)
+    assert all(row["val_loss"] != pytest.approx(scores["loss"], rel=1e-4)
+               for i, row in enumerate(rows) if i != best_row)
+
+
+def test_frozen_batchnorm_keeps_its_moving_statistics_in_both_phases(run):
+    """Phase 1 freezes the backbone, phase 2 (train_bn=False) only its BatchNormalization:
+    after the last phase-2 epoch (its resume state) every convolution has moved, every moving
+    statistic is still the random init's; so are the restored best epoch's."""
+    from keras_drn import runs
+
+    root, model, _ = run
+    state = runs.read_state(root / "run" / "state")
+    assert state["phase"] == 2 and state["epoch"] == len(_log(root))
+    last = classify.build_classifier(3, "drn_d_22")
+    last.load_weights(root / "run" / "state" / state["weights"])
+    for network in (last, model):
+        backbone = network.get_layer("backbone")
+        norms = [layer for layer in backbone._flatten_layers(include_self=False, recursive=True)
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        assert norms
+        for layer in norms:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), 0.0)
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_variance), 1.0)
+            for weight in (layer.gamma, layer.beta):
+                np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight),
+                                              INITIAL[weight.path])
+    kernels = [w for w in last.get_layer("backbone").weights if w.path.endswith("kernel")]
+    assert kernels and all(w.path in INITIAL for w in kernels)
+    for weight in kernels:  # the unfrozen backbone learned in phase 2
+        assert not np.array_equal(keras.ops.convert_to_numpy(weight), INITIAL[weight.path])
     assert np.abs(keras.ops.convert_to_numpy(model.get_layer("fc").bias)).max() > 0
 
 
@@ -190,13 +264,12 @@ def test_a_complete_run_says_so_and_another_run_is_refused(run, tmp_path, capsys
     root, _, _ = run
     out = root / "run"
     before = (out / "model.keras").stat().st_mtime_ns
-    classify.train(data=str(root / "train"), output_dir=str(out), image_size=16,
-                   head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
-    assert "is a complete run (1 epochs): nothing to train" in capsys.readouterr().out
+    classify.train(**_arguments(root))
+    done = len(_log(root))
+    assert f"is a complete run ({done} epochs): nothing to train" in capsys.readouterr().out
     assert (out / "model.keras").stat().st_mtime_ns == before
     with pytest.raises(runs.RunError, match="image_size: 16 -> 24.*--overwrite"):
-        classify.train(data=str(root / "train"), output_dir=str(out), image_size=24,
-                       head_epochs=1, epochs=0, batch_size=4, val_fraction=0.25, verbose=0)
+        classify.train(**dict(_arguments(root), image_size=24))
 
 
 @pytest.mark.slow  # two fine-tuning runs
@@ -232,3 +305,44 @@ def test_an_interrupted_second_phase_resumes_in_that_phase(run, tmp_path, monkey
     for ours, theirs in zip(model.weights, best.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
                                       keras.ops.convert_to_numpy(theirs))
+
+
+def test_segment_evaluate_refuses_a_classification_run(run):
+    from keras_drn import segment
+
+    root, _, _ = run
+    with pytest.raises(ValueError, match="is a classification run: score it with "
+                                         "keras_drn.classify.evaluate"):
+        segment.evaluate(str(root / "run" / "model.keras"), str(root / "train"))
+
+
+@pytest.mark.parametrize("gpu, policy", [(False, "float32"), (True, "mixed_float16")])
+def test_mixed_precision_auto_is_mixed_float16_only_with_a_gpu(run, monkeypatch, gpu, policy):
+    """train(mixed_precision="auto") sets the global policy by has_gpu() (here on the
+    fixture's complete run: nothing is trained)."""
+    root, _, _ = run
+    monkeypatch.setattr(classify, "has_gpu", lambda: gpu)
+    assert keras.config.dtype_policy().name == "float32"
+    classify.train(**_arguments(root), mixed_precision="auto")
+    assert keras.config.dtype_policy().name == policy
+
+
+def test_build_classifier_loads_the_backbone_weights_file(tmp_path):
+    """Every backbone weight of build_classifier(weights=file) holds the file's values (the
+    classifier's own fc aside): moving statistics included, set away from their init here."""
+    import keras_drn
+
+    source = keras_drn.DRN_D_22(classes=10)
+    rng = np.random.default_rng(0)
+    for weight in source.weights:
+        if "moving" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    path = tmp_path / "d22.weights.h5"
+    source.save_weights(path)
+    expected = {w.path: keras.ops.convert_to_numpy(w)
+                for w in source.weights if not w.path.startswith("fc/")}
+    model = classify.build_classifier(3, "drn_d_22", weights=str(path))
+    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
+    assert set(loaded) == set(expected)
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

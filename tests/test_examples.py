@@ -1,5 +1,6 @@
 """The examples run end to end offline, at small sizes (slow: CI runs them on one backend)."""
 
+import csv
 import json
 import pathlib
 import runpy
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 import keras_drn
+from keras_drn import classify
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
@@ -75,7 +77,12 @@ def test_localize_true_box_and_drawing():
 def test_finetune_classification_writes_scores_submission_and_cam(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     weights = tmp_path / "d22.weights.h5"
-    keras_drn.DRN_D_22(classes=10).save_weights(weights)  # stands in for "imagenet"
+    source = keras_drn.DRN_D_22(classes=10)  # stands in for "imagenet"
+    statistics_rng = np.random.default_rng(1)
+    for weight in source.weights:  # moving statistics away from their init, to be told apart
+        if "moving" in weight.path:
+            weight.assign(statistics_rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    source.save_weights(weights)
     rng = np.random.default_rng(0)
     colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
     for name, colour in colours.items():
@@ -101,3 +108,26 @@ def test_finetune_classification_writes_scores_submission_and_cam(tmp_path, caps
     assert all(row.split(",")[1] in colours for row in rows[1:])
     for name in ("confusion_matrix.png", "cam.png", "model.keras", "best.keras"):
         assert (out_dir / name).stat().st_size > 0, name
+    # Values, not just output: the final model is best.keras; the pretrained backbone's
+    # BatchNormalization stayed frozen in both phases (its statistics are the file's), while
+    # phase 2 trained its convolutions or the best epoch was phase 1's (then they are too).
+    model = keras.saving.load_model(out_dir / "model.keras")
+    best = keras.saving.load_model(out_dir / "best.keras")
+    for ours, theirs in zip(model.weights, best.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))
+    backbone = {w.path: keras.ops.convert_to_numpy(w)
+                for w in model.get_layer("backbone").weights}
+    for weight in source.weights:
+        if "moving" in weight.path or weight.path.endswith(("gamma", "beta")):
+            np.testing.assert_array_equal(backbone[weight.path],
+                                          keras.ops.convert_to_numpy(weight), err_msg=weight.path)
+    with open(out_dir / "log.csv", newline="") as stream:
+        accuracies = [float(row["val_accuracy"]) for row in csv.DictReader(stream)]
+    assert len(accuracies) == 2  # one epoch of each phase
+    assert 100 * max(accuracies) == pytest.approx(float(
+        out.split("best validation accuracy ")[1].split()[0].rstrip(";")) * 100, abs=0.01)
+    # The submission is the saved model's (flip TTA), not the last epoch's.
+    classify.write_submission(model, tmp_path / "test", tmp_path / "again.csv",
+                              report.class_names, 16)
+    assert (tmp_path / "again.csv").read_text() == (out_dir / "submission.csv").read_text()

@@ -34,6 +34,14 @@ def folder(tmp_path_factory):
     return root
 
 
+# The folder's statistics (info.json), far from ImageNet's.
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def normalised(images, mean, std):
+    return ((images / 255.0 - np.float32(mean)) / np.float32(std)).astype("float32")
+
+
 def _train(folder, run, epochs):
     return cli.main(["train", "--data", str(folder), "--output-dir", str(run), "--epochs",
                      str(epochs), "--batch-size", "4", "--crop-size", "24", "--optimizer",
@@ -44,7 +52,6 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
     import keras
 
     from keras_drn import runs
-    from keras_drn.data.images import read_image
     from keras_drn.models.preprocessing import preprocessing_of
 
     run = tmp_path / "run"
@@ -75,19 +82,32 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
                      "--scales", "0.75,1", "--flip"]) == 0
     out = capsys.readouterr().out
     assert "val IoU (%)" in out and "mIoU" in out and "pixel accuracy" in out
-    # Single-scale evaluate agrees with the model's own argmax on the raw val images.
+    # Single-scale evaluate agrees with the argmax of a twin without the preprocessing layer
+    # (same weights) fed the val images read by PIL and normalised here with the folder's
+    # statistics: normalising twice, with ImageNet's statistics or not at all fails.
+    import keras_drn
     from keras_drn import segment
+    from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
     from keras_drn.evaluation import confusion_matrix
 
     model = keras.saving.load_model(run / "model.keras")  # after the resumed epoch
+    twin = keras_drn.DRNSegmenter("drn_d_22", num_classes=4)  # takes normalised images
+    twin.set_weights(model.get_weights())
+
+    def twin_argmax(path, mean=MEAN, std=STD):
+        raw = np.asarray(Image.open(path).convert("RGB"), "float32")[None]
+        return np.argmax(twin.predict(normalised(raw, mean, std), verbose=0)[0], -1)
+
     report = segment.evaluate(str(run / "model.keras"), str(folder))
     confusion = np.zeros((4, 4), "int64")
+    wrong = np.zeros((4, 4), "int64")  # with ImageNet's statistics instead of the folder's
     for i in range(8, 12):
-        raw = read_image(folder / f"{i}.jpg").astype("float32")[None]
-        prediction = np.argmax(model.predict(raw, verbose=0)[0], -1)
-        confusion += confusion_matrix(np.asarray(Image.open(folder / f"{i}_label.png")),
-                                      prediction, 4)
+        labels = np.asarray(Image.open(folder / f"{i}_label.png"))
+        confusion += confusion_matrix(labels, twin_argmax(folder / f"{i}.jpg"), 4)
+        wrong += confusion_matrix(
+            labels, twin_argmax(folder / f"{i}.jpg", IMAGENET_MEAN, IMAGENET_STD), 4)
     np.testing.assert_array_equal(report.confusion, confusion)
+    assert np.any(wrong != confusion)  # the test can fail: the statistics matter here
 
     gray = tmp_path / "gray.png"
     Image.open(folder / "9.jpg").convert("L").resize((30, 21)).save(gray)
@@ -104,14 +124,12 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
     assert mask.mode == "P" and mask.size == (30, 21)  # palette PNG at the image's size
     overlay = Image.open(tmp_path / "out" / "rgba_overlay.png")
     assert overlay.mode == "RGB" and overlay.size == (24, 24)
-    # One mask per input, even where two inputs share a file name; each the model's argmax
-    # on the raw image (the model normalises it itself).
+    # One mask per input, even where two inputs share a file name; each the twin's argmax on
+    # the image normalised here (the run's model normalises it itself, once).
     for name, source in (("a_photo", "a/photo.png"), ("b_photo", "b/photo.png"),
                          ("gray", "gray.png")):
         written = np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png"))
-        raw = read_image(tmp_path / source).astype("float32")[None]
-        expected = np.argmax(model.predict(raw, verbose=0)[0], -1)
-        np.testing.assert_array_equal(written, expected)
+        np.testing.assert_array_equal(written, twin_argmax(tmp_path / source))
 
 
 def test_a_rerun_into_a_folder_of_another_run_is_refused(folder, tmp_path):

@@ -206,3 +206,27 @@ def test_bad_arguments(kwargs, message):
     image, mask = _noise(8, 8)
     with pytest.raises(ValueError, match=message):
         augment_pair(image, mask, tf.constant([0, 0]), **kwargs)
+
+
+def test_drawn_angles_are_whole_degrees_over_all_of_minus_r_to_r_and_ratios_fill_1_over_s_to_s(
+        monkeypatch):
+    """The documented ranges, read off the values augment_pair hands to its transforms over
+    300 seeds: every integer angle of [-r, r] (both ends included) and nothing else; ratios in
+    [1/s, s] reaching near both ends, about as often below 1 as U[1/s, s] says."""
+    from keras_drn.data import augment as module
+
+    angles, ratios = [], []
+    monkeypatch.setattr(module, "rotate_pair",
+                        lambda image, mask, angle: (angles.append(angle.numpy()), image, mask)[1:])
+    monkeypatch.setattr(module, "rescale_pair",
+                        lambda image, mask, ratio: (ratios.append(ratio.numpy()), image, mask)[1:])
+    image, mask = _noise(4, 4)
+    for seed in range(300):
+        augment_pair(image, mask, tf.constant([seed, 1]), rotate=3, scale=1.5, flip=False)
+    angles, ratios = np.array(angles, "float64"), np.array(ratios, "float64")
+    assert len(angles) == len(ratios) == 300
+    assert set(angles) == {-3, -2, -1, 0, 1, 2, 3}
+    assert ratios.min() >= 1 / 1.5 and ratios.max() <= 1.5
+    assert ratios.min() < 1 / 1.5 + 0.02 and ratios.max() > 1.5 - 0.02
+    below = np.mean(ratios < 1)  # U[2/3, 3/2]: P(ratio < 1) = (1 - 2/3) / (3/2 - 2/3) = 0.4
+    assert 0.3 < below < 0.5

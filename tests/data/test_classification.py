@@ -146,3 +146,59 @@ def test_pipeline_shapes_and_ranges(class_folders):
         classification.classification_pipeline(data, 8, training=True)
     with pytest.raises(TypeError, match="ClassificationData"):
         classification.classification_pipeline([1, 2], 2, training=False)
+
+
+def test_evaluation_images_are_centre_cropped_and_resized_as_pil_does(tmp_path):
+    """Non-square noise images smaller than image_size: the evaluation pipeline's output is
+    PIL's centre crop to the target's aspect ratio, resized bilinearly (upsampling, where
+    PIL's bilinear is the half-pixel one without antialiasing), on the 0-255 scale. A second
+    /255, an off-centre crop or a resize without the crop fails."""
+    rng = np.random.default_rng(7)
+    shapes = {"tall": (14, 6), "wide": (9, 15)}
+    originals = {}
+    for name, shape in shapes.items():
+        originals[name] = rng.integers(0, 256, (*shape, 3), dtype="uint8")
+        (tmp_path / name).mkdir()
+        Image.fromarray(originals[name]).save(tmp_path / name / "0.png")
+    data = classification.image_folder(tmp_path)
+    val = classification.classification_pipeline(data, 2, training=False, image_size=(12, 10))
+    (images, labels), = list(val)
+    assert images.shape == (2, 12, 10, 3)
+    for image, label in zip(images.numpy(), labels.numpy()):
+        name = data.class_names[label]
+        picture = Image.fromarray(originals[name])
+        height, width = shapes[name]
+        crop_w, crop_h = min(width, height * 10 // 12), min(height, width * 12 // 10)
+        left, top = (width - crop_w) // 2, (height - crop_h) // 2
+        expected = np.asarray(picture.crop((left, top, left + crop_w, top + crop_h))
+                              .resize((10, 12), Image.BILINEAR), "float32")
+        assert np.abs(image - expected).max() <= 1.0, name  # PIL rounds to uint8
+        assert np.abs(image - expected).mean() < 0.6, name
+
+
+@pytest.mark.slow  # RandAugment's graph takes ~40 s to build on a CPU
+def test_rand_augment_changes_the_training_images_and_keeps_them_0_255(tmp_path):
+    """rand_augment=True adds RandAugment to the same seeded crops: the same examples in the
+    same order, other pixels, still on the 0-255 scale."""
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        for i in range(4):
+            (tmp_path / name).mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype="uint8")).save(
+                tmp_path / name / f"{i}.png")
+    data = classification.image_folder(tmp_path)
+
+    def batch(rand_augment):
+        pipeline = classification.classification_pipeline(
+            data, 8, training=True, image_size=12, flip=False, color_jitter=False,
+            rand_augment=rand_augment, seed=5)
+        (images, labels), = list(pipeline)
+        return images.numpy(), labels.numpy()
+
+    plain, plain_labels = batch(False)
+    augmented, labels = batch(True)
+    np.testing.assert_array_equal(labels, plain_labels)
+    assert augmented.shape == plain.shape == (8, 12, 12, 3) and augmented.dtype == np.float32
+    assert 0 <= augmented.min() and augmented.max() <= 255
+    changed = [np.abs(a - p).mean() > 1 for a, p in zip(augmented, plain)]
+    assert np.mean(changed) >= 0.5

@@ -72,3 +72,64 @@ def test_a_keras_file_without_preprocessing_needs_mean_and_std_end_to_end(tmp_pa
     assert "normalisation ADDED by the export" in printed and "mean=(0.5, 0.4, 0.3)" in printed
     assert (output / "saved_model.pb").is_file()
     assert sorted(os.listdir(tmp_path)) == ["info.json", "mask", "tiny.keras"]
+
+
+def test_int8_calibrates_on_the_representative_data_file_under_any_backend(tmp_path, capsys):
+    """--representative-data FILE.npy reaches the converter, under JAX and PyTorch through the
+    TensorFlow subprocess too: the input's int8 scale is the calibration samples' range / 255
+    (uniform in [-20, 20] here, far from the embedded scenes' range)."""
+    needs("tensorflow", "ai_edge_litert")
+    from ai_edge_litert.interpreter import Interpreter
+
+    source = tmp_path / "tiny.keras"
+    tiny_segmenter().save(source)
+    samples = np.random.default_rng(0).uniform(-20, 20, (8, 16, 16, 3)).astype("float32")
+    np.save(tmp_path / "calibration.npy", samples)
+    output = tmp_path / "int8.tflite"
+    assert main([str(source), str(output), "--format", "litert", "--input-shape", "16", "16",
+                 "--quantize", "int8", "--representative-data",
+                 str(tmp_path / "calibration.npy")]) == 0
+    printed = capsys.readouterr().out
+    assert "litert (int8)" in printed and "PASSED" in printed and "QUANTIZE 1" in printed
+    interpreter = Interpreter(model_path=str(output))
+    quantized = [detail["quantization"] for detail in interpreter.get_tensor_details()
+                 if detail["name"].startswith("tfl.quantize")]
+    assert len(quantized) == 1
+    scale, _ = quantized[0]
+    span = samples.max() - samples.min()
+    assert scale == pytest.approx(span / 255, rel=1e-3)
+
+
+@pytest.mark.slow  # a DRN-D-22 SavedModel
+def test_a_variant_exported_end_to_end_through_the_command_takes_uint8_and_returns_its_mask(
+        tmp_path, monkeypatch):
+    """keras-drn export drn_d_22 out/ --end-to-end: the SavedModel's mask is the argmax of the
+    built segmenter without its preprocessing layer fed ImageNet-normalised images (computed
+    here), so a missing, doubled or non-ImageNet normalisation fails."""
+    tf = pytest.importorskip("tensorflow")
+    from tests.export.helpers import drn_segmenter
+    from tests.export.test_serving import assert_equal_up_to_ties, centre_logits, normalised
+
+    images = np.random.default_rng(3).integers(0, 256, size=(2, 24, 40, 3), dtype="uint8")
+    built = []
+    real = cli._load_model
+
+    def load(args):
+        model = real(args)
+        centre_logits(model, "seg", images)  # else one class wins everywhere
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(cli, "_load_model", load)
+    assert main(["drn_d_22", str(tmp_path / "mask"), "--num-classes", "3",
+                 "--end-to-end"]) == 0
+    model, = built
+    twin = drn_segmenter()  # preprocessing=None: takes normalised images
+    twin.set_weights(model.get_weights())
+    expected = twin.predict(normalised(images, IMAGENET_MEAN, IMAGENET_STD), verbose=0)
+    loaded = tf.saved_model.load(str(tmp_path / "mask"))
+    masks = loaded.serve(tf.constant(images)).numpy()
+    assert masks.dtype == np.uint8 and masks.shape == (2, 24, 40)
+    assert_equal_up_to_ties(masks, expected)
+    raw = twin.predict(images.astype("float32"), verbose=0).argmax(-1)
+    assert np.mean(raw != expected.argmax(-1)) > 0.05  # the normalisation matters here

@@ -10,7 +10,10 @@ checkpoints map onto these models by name.
 convolutions) or ``"phase"`` (undilated convolutions on the phase sub-maps stacked into the
 batch, ``keras_drn.layers.phase``); both have the same layers, names, weights and outputs.
 Only the rearrangement layers (``layerN_i_to_phase``, ``levelN_to_space``, no weights) and the
-``dilation_rate`` of the convolutions inside a phase run differ.
+``dilation_rate`` of the convolutions inside a phase run differ. A level whose map is not a
+multiple of the factor (known when ``input_shape`` is fixed) falls back to direct execution
+for that level (a smaller factor where one divides both): padding to a multiple would need
+masks before every conv and in every batch-statistics BatchNormalization to stay exact.
 """
 
 import dataclasses

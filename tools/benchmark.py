@@ -159,7 +159,7 @@ def _release_memory():
 class KerasSide:
     name = "keras_drn"
 
-    def __init__(self, workload, precision, jit, seed=0):
+    def __init__(self, workload, precision, jit, seed=0, dilation_strategy="auto"):
         import keras
         import numpy as np
 
@@ -172,10 +172,12 @@ class KerasSide:
         classes = NUM_CLASSES[w.task]
         if w.task == "classification":
             self.model = keras_drn.get_model(w.variant, classes=classes,
-                                             classifier_activation=None)
+                                             classifier_activation=None,
+                                             dilation_strategy=dilation_strategy)
             labels = np.random.default_rng(seed).integers(0, classes, (w.batch,))
         else:
-            self.model = keras_drn.DRNSegmenter(w.variant, num_classes=classes, head="drn")
+            self.model = keras_drn.DRNSegmenter(w.variant, num_classes=classes, head="drn",
+                                                dilation_strategy=dilation_strategy)
             labels = np.random.default_rng(seed).integers(0, classes, (w.batch, w.height, w.width))
         images = np.random.default_rng(seed).random((w.batch, w.height, w.width, 3), "float32")
         self.x = keras.ops.convert_to_tensor(images)
@@ -382,9 +384,10 @@ def _prepare(factory, warmup):
 
 
 def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, rounds=3,
-                 channels_last=None):
+                 channels_last=None, dilation_strategy="auto"):
     """Measures one workload; returns a dict of results (images/s are medians of rounds)."""
-    sides = [_prepare(lambda: KerasSide(workload, precision, jit), warmup)]
+    sides = [_prepare(lambda: KerasSide(workload, precision, jit,
+                                        dilation_strategy=dilation_strategy), warmup)]
     if reference is not None:
         sides.append(_prepare(
             lambda: ReferenceSide(reference, workload, precision, channels_last=channels_last),
@@ -397,7 +400,7 @@ def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, ro
                 side.step()
             rates[index].append(steps * workload.batch / (time.perf_counter() - start))
     result = dataclasses.asdict(workload)
-    result.update(precision=precision, jit=jit)
+    result.update(precision=precision, jit=jit, dilation_strategy=dilation_strategy)
     for (side, peak, setup), side_rates in zip(sides, rates):
         result[side.name] = {
             "images_per_s": statistics.median(side_rates),
@@ -464,6 +467,8 @@ def build_parser():
     parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["float32"])
     parser.add_argument("--jit", choices=sorted(JIT), nargs="+", default=["auto"],
                         help="Keras jit_compile (on TensorFlow: XLA; torch: torch.compile)")
+    parser.add_argument("--dilation-strategy", choices=("auto", "direct", "phase"),
+                        default="auto", help="how keras_drn runs the dilated levels")
     parser.add_argument("--reference", metavar="DIR",
                         help="checkout of github.com/fyu/drn: also run the reference")
     parser.add_argument("--reference-layout", choices=("auto", "channels_first",
@@ -509,7 +514,7 @@ def main(argv=None):
                 print(f"running {workload.label} {precision} jit={jit} ...", flush=True)
                 results.append(run_workload(workload, precision, JIT[jit], reference,
                                             args.warmup, args.steps, args.rounds,
-                                            channels_last))
+                                            channels_last, args.dilation_strategy))
     info = environment(reference is not None)
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(format_table(results))

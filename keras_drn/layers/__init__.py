@@ -9,6 +9,7 @@ from keras_drn.layers.dilated_residual import DilatedResidualBlock
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
 from keras_drn.layers.l2_norm_scale import L2NormScale
+from keras_drn.layers.phase import PhaseToSpace, SpaceToPhase
 
 __all__ = [
     "AdaptiveBlurPool",
@@ -20,5 +21,7 @@ __all__ = [
     "GlobalContext",
     "GlobalConvBlock",
     "L2NormScale",
+    "PhaseToSpace",
     "ResizeLike",
+    "SpaceToPhase",
 ]

@@ -5,7 +5,20 @@ Yu, Koltun, Funkhouser, "Dilated Residual Networks", CVPR 2017. The architecture
 official code (github fyu/drn, ``drn.py``) layer for layer, and layer names follow its
 ``state_dict`` keys (``layer3.0.conv1`` -> layer ``layer3_0``, sublayer ``conv1``), so its
 checkpoints map onto these models by name.
+
+``dilation_strategy`` chooses how the dilated levels execute: ``"direct"`` (dilated
+convolutions) or ``"phase"`` (undilated convolutions on the phase sub-maps stacked into the
+batch, ``keras_drn.layers.phase``); both have the same layers, names, weights and outputs.
+Only the rearrangement layers (``layerN_i_to_phase``, ``levelN_to_space``, no weights) and the
+``dilation_rate`` of the convolutions inside a phase run differ. A level whose map is not a
+multiple of the factor (known when ``input_shape`` is fixed) falls back to direct execution
+for that level (a smaller factor where one divides both): padding to a multiple would need
+masks before every conv and in every batch-statistics BatchNormalization to stay exact.
 """
+
+import dataclasses
+import math
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -17,6 +30,7 @@ from keras_drn.layers.dilated_residual import (
     DilatedResidualBlock,
     make_anti_alias,
 )
+from keras_drn.layers.phase import PhaseToSpace, SpaceToPhase
 from keras_drn.models.variants import CHILDREN, LEVELS, STEM, VARIANTS
 from keras_drn.weights.layouts import CheckpointNames
 from keras_drn.weights.loading import load_weights, validate_weights_argument
@@ -24,6 +38,51 @@ from keras_drn.weights.loading import load_weights, validate_weights_argument
 BN_EPSILON = 1e-5  # PyTorch's default; Keras's 1e-3 would change converted outputs
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 POOLINGS = (None, "avg", "max")
+DILATION_STRATEGIES = ("auto", "direct", "phase")
+# What dilation_strategy="auto" runs, per (Keras backend, device platform); anything not listed
+# runs "direct". Phase execution removes XLA's dilated-convolution penalty on GPU (SPECS.md
+# section 5), but nothing here has been measured on a GPU yet: every entry stays "direct" until
+# tools/gpu_check.sh has run on one. If JAX phase beats JAX direct there, set ("jax", "gpu") to
+# "phase" (and likewise any other row that the measurement shows faster).
+AUTO_DILATION_STRATEGY = {
+    ("jax", "gpu"): "direct",  # GPU measurement pending (issue 17, tools/gpu_check.sh)
+    ("jax", "cpu"): "direct",
+    ("tensorflow", "gpu"): "direct",
+    ("tensorflow", "cpu"): "direct",
+    ("torch", "gpu"): "direct",
+    ("torch", "cpu"): "direct",
+}
+
+
+def _platform(backend):
+    """"cpu", "gpu" or "tpu": where ``backend`` runs by default."""
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend()
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    return "cpu"
+
+
+def resolve_dilation_strategy(dilation_strategy):
+    """``"direct"`` or ``"phase"``: ``dilation_strategy`` itself, or for ``"auto"`` the entry
+    of ``AUTO_DILATION_STRATEGY`` for the current backend and device."""
+    if dilation_strategy not in DILATION_STRATEGIES:
+        raise ValueError(
+            f"dilation_strategy must be one of {DILATION_STRATEGIES}; received "
+            f"dilation_strategy={dilation_strategy!r}."
+        )
+    if dilation_strategy != "auto":
+        return dilation_strategy
+    backend = keras.backend.backend()
+    return AUTO_DILATION_STRATEGY.get((backend, _platform(backend)), "direct")
 
 
 def feature_info(variant):
@@ -74,62 +133,138 @@ def _strided_conv(x, filters, kernel_size, name):
     return reference_conv(filters, kernel_size, strides=2, name=name)(x)
 
 
-def _block_level(x, level, block, planes, count, stride, dilation, first_dilation, anti_alias,
-                 residual=True):
-    for i in range(count):
-        x = DilatedResidualBlock(
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    """One block (or DRN-D conv-BN-ReLU) of a level: ``build(x, dilation)`` adds its layers,
+    with ``dilation`` already divided by the phase factor it runs in."""
+
+    name: str
+    stride: int
+    dilation: int
+    build: Callable
+
+
+def _block_unit(variant_block, planes, stride, residual, anti_alias, name):
+    def build(x, dilation):
+        return DilatedResidualBlock(
             planes,
-            block=block,
-            strides=stride if i == 0 else 1,
-            dilation=first_dilation if i == 0 else dilation,
+            block=variant_block,
+            strides=stride,
+            dilation=dilation,
             residual=residual,
             anti_alias=anti_alias,
             epsilon=BN_EPSILON,
             momentum=BN_MOMENTUM,
-            name=f"layer{level}_{i}",
+            name=name,
         )(x)
-    return x
+
+    return build
 
 
-def _conv_level(x, level, channels, count, stride, dilation, anti_alias):
-    """DRN-D's plain levels: ``count`` x [conv3x3-BN-ReLU], named like the reference's
-    ``nn.Sequential`` children (``layer{level}_{3i}``, ``_{3i+1}``, ``_{3i+2}``)."""
-    for i in range(count):
-        name = f"layer{level}_{3 * i}"
-        strided = stride > 1 and i == 0
+def _conv_unit(level, index, channels, stride, anti_alias):
+    """DRN-D's plain levels: conv3x3-BN-ReLU, named like the reference's ``nn.Sequential``
+    children (``layer{level}_{3i}``, ``_{3i+1}``, ``_{3i+2}``)."""
+
+    def build(x, dilation):
+        name = f"layer{level}_{3 * index}"
+        strided = stride > 1
         if strided and anti_alias is None:
             x = _strided_conv(x, channels, 3, name)
         else:
             x = reference_conv(channels, 3, dilation=dilation, name=name)(x)
-        x = _bn(f"layer{level}_{3 * i + 1}")(x)
-        x = layers.ReLU(name=f"layer{level}_{3 * i + 2}")(x)
+        x = _bn(f"layer{level}_{3 * index + 1}")(x)
+        x = layers.ReLU(name=f"layer{level}_{3 * index + 2}")(x)
         if strided and anti_alias is not None:
             x = make_anti_alias(anti_alias, channels, name=f"layer{level}_blur")(x)
+        return x
+
+    return build
+
+
+def _level_units(variant, level, count, anti_alias):
+    units = []
+    for i in range(count):
+        stride = level.stride if i == 0 else 1
+        dilation = level.first_dilation if i == 0 else level.dilation
+        if variant.arch == "D" and level.unit != "block":
+            build = _conv_unit(level.number, i, level.channels, stride, anti_alias)
+            units.append(_Unit(f"layer{level.number}_{3 * i}", stride, dilation, build))
+            continue
+        block = variant.block if level.unit == "block" else "basic"
+        # DRN-C's levels 1-2 are residual, its degridding levels 7-8 are not.
+        build = _block_unit(block, level.channels, stride, level.unit != "degrid", anti_alias,
+                            f"layer{level.number}_{i}")
+        units.append(_Unit(f"layer{level.number}_{i}", stride, dilation, build))
+    return units
+
+
+class _PhasePlan:
+    """Places the ``SpaceToPhase``/``PhaseToSpace`` rearrangements while a body is built.
+
+    Each stride-1 dilated unit runs in the largest phase factor that divides its dilation and
+    the height and width of its (full-resolution) input; unknown sizes count as divisible (the
+    ``SpaceToPhase`` layer then checks at run time). Factors nest: DRN-C/D's dilation-4 level 6
+    runs in a further factor-2 split of the factor-2 form of its dilation-2 neighbours (one
+    rearrangement at each end instead of three). A level is rearranged back before its
+    ``levelN`` layer unless the next unit runs in a multiple of the same factor.
+    """
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.splits = []  # the factors of the SpaceToPhase layers in force, in order
+
+    @property
+    def factor(self):
+        return math.prod(self.splits)
+
+    def factor_for(self, x, unit):
+        """The phase factor ``unit`` runs in when its input is ``x`` (in the current form)."""
+        if not self.enabled or unit is None or unit.stride != 1 or unit.dilation == 1:
+            return 1
+        sizes = [None if s is None else s * self.factor for s in x.shape[1:3]]
+        return max(f for f in range(1, unit.dilation + 1)
+                   if unit.dilation % f == 0 and all(s is None or s % f == 0 for s in sizes))
+
+    def move(self, x, target, name):
+        """Rearranges ``x`` into phase factor ``target``: undoes splits (latest first) until
+        the factor divides ``target``, then splits once more if it is smaller."""
+        undone = 0
+        while target % self.factor:
+            suffix = f"_{undone}" if undone else ""
+            x = PhaseToSpace(self.splits.pop(), name=f"{name}_to_space{suffix}")(x)
+            undone += 1
+        if target > self.factor:
+            split = target // self.factor
+            x = SpaceToPhase(split, name=f"{name}_to_phase")(x)
+            self.splits.append(split)
+        return x
+
+
+def _run_levels(x, levels, dilation_strategy):
+    """Builds the levels (``[(number, units)]``) of a body and its ``levelN`` layers."""
+    plan = _PhasePlan(dilation_strategy == "phase")
+    for index, (number, units) in enumerate(levels):
+        for unit in units:
+            factor = plan.factor_for(x, unit)
+            x = plan.move(x, factor, unit.name)
+            x = unit.build(x, unit.dilation // factor)
+        following = levels[index + 1][1][0] if index + 1 < len(levels) else None
+        x = plan.move(x, math.gcd(plan.factor, plan.factor_for(x, following)), f"level{number}")
+        x = layers.Identity(name=f"level{number}")(x)
     return x
 
 
-def _drn_cd_body(x, variant, anti_alias):
+def _drn_cd_body(x, variant, anti_alias, dilation_strategy):
     conv, bn, relu = (name.replace(".", "_") for name in STEM[variant.arch])
     x = reference_conv(16, 7, name=conv)(x)
     x = _bn(bn)(x)
     x = layers.ReLU(name=relu)(x)
-    for level, count in zip(LEVELS[variant.arch], variant.depths):
-        if count == 0:
-            continue
-        n, channels, stride, dilation = level.number, level.channels, level.stride, level.dilation
-        if level.unit == "block":
-            x = _block_level(x, n, variant.block, channels, count, stride, dilation,
-                             level.first_dilation, anti_alias)
-        elif variant.arch == "C":
-            x = _block_level(x, n, "basic", channels, count, stride, dilation,
-                             level.first_dilation, anti_alias, residual=level.unit == "early")
-        else:
-            x = _conv_level(x, n, channels, count, stride, dilation, anti_alias)
-        x = layers.Identity(name=f"level{n}")(x)
-    return x
+    levels = [(level.number, _level_units(variant, level, count, anti_alias))
+              for level, count in zip(LEVELS[variant.arch], variant.depths) if count]
+    return _run_levels(x, levels, dilation_strategy)
 
 
-def _drn_a_body(x, variant, anti_alias):
+def _drn_a_body(x, variant, anti_alias, dilation_strategy):
     x = _strided_conv(x, 64, 7, "conv1")
     x = _bn("bn1")(x)
     x = layers.ReLU(name="relu")(x)
@@ -140,11 +275,9 @@ def _drn_a_body(x, variant, anti_alias):
     else:
         x = layers.MaxPooling2D(3, strides=1, name="maxpool")(x)
         x = make_anti_alias(anti_alias, 64, name="maxpool_blur")(x)
-    for level, count in zip(LEVELS["A"], variant.depths):
-        x = _block_level(x, level.number, variant.block, level.channels, count, level.stride,
-                         level.dilation, level.first_dilation, anti_alias)
-        x = layers.Identity(name=f"level{level.number}")(x)
-    return x
+    levels = [(level.number, _level_units(variant, level, count, anti_alias))
+              for level, count in zip(LEVELS["A"], variant.depths)]
+    return _run_levels(x, levels, dilation_strategy)
 
 
 def _validate(variant, include_top, weights, input_shape, pooling, classes, anti_alias):
@@ -198,9 +331,11 @@ def build_drn(
     classes=1000,
     classifier_activation="softmax",
     anti_alias=None,
+    dilation_strategy="auto",
     name=None,
 ):
-    """Builds the functional model of a DRN variant (a name from ``list_models()``)."""
+    """Builds the functional model of a DRN variant (a name from ``list_models()``);
+    ``dilation_strategy``: ``"auto"``, ``"direct"`` or ``"phase"`` (module docstring)."""
     if variant not in VARIANTS:
         raise ValueError(
             f"Unknown DRN variant {variant!r}; valid names are {sorted(VARIANTS)}."
@@ -208,6 +343,7 @@ def build_drn(
     spec = VARIANTS[variant]
     _validate(spec, include_top, weights, input_shape, pooling, classes, anti_alias)
     activation = _classifier_activation(classifier_activation) if include_top else None
+    strategy = resolve_dilation_strategy(dilation_strategy)
     if input_tensor is None:
         inputs = keras.Input(shape=tuple(input_shape or (None, None, 3)), name="image")
     elif keras.backend.is_keras_tensor(input_tensor):
@@ -215,7 +351,7 @@ def build_drn(
     else:
         inputs = keras.Input(tensor=input_tensor, name="image")
     body = _drn_a_body if spec.arch == "A" else _drn_cd_body
-    x = body(inputs, spec, anti_alias)
+    x = body(inputs, spec, anti_alias, strategy)
     if include_top:
         # Global pooling equals the reference's AvgPool2d(28) at 224x224 and works at any size.
         x = layers.GlobalAveragePooling2D(name="avgpool")(x)
@@ -238,17 +374,45 @@ def build_drn(
     return model
 
 
+def level_outputs(model, levels):
+    """``{n: tensor}``: the output of the layer ``levelN`` of a keras_drn model for each ``n``
+    in ``levels``, as a symbolic tensor of ``model``'s graph in the normal ``(batch, height,
+    width, channels)`` layout. Under ``dilation_strategy="phase"`` the layers ``level5`` and
+    ``level6`` of DRN-C/D hold phase-form maps (the rearrangement back happens after level 7);
+    ``PhaseToSpace`` layers (``levelN_spatial_k``) are applied to those.
+    """
+    splits, in_force = [], {}
+    # A DRN's top-level graph is a chain, so model.layers (topological order) meets the
+    # rearrangements and the level layers in the order they apply.
+    for layer in model.layers:
+        if isinstance(layer, SpaceToPhase):
+            splits.append(layer.factor)
+        elif isinstance(layer, PhaseToSpace):
+            splits.pop()
+        elif layer.name.startswith("level") and layer.name[len("level"):].isdigit():
+            in_force[int(layer.name[len("level"):])] = list(splits)
+    outputs = {}
+    for n in levels:
+        x = model.get_layer(f"level{n}").output
+        for k, factor in enumerate(reversed(in_force.get(n, []))):
+            x = PhaseToSpace(factor, name=f"level{n}_spatial_{k}")(x)
+        outputs[n] = x
+    return outputs
+
+
 def feature_model(model, levels=None):
     """A model with the same input that outputs the per-level feature maps of a DRN.
 
     Args:
-        model: a model built by keras_drn (``DRN_C_26(...)`` and friends, any ``include_top``).
+        model: a model built by keras_drn (``DRN_C_26(...)`` and friends, any ``include_top``
+            and ``dilation_strategy``).
         levels: level numbers to output (DRN-C/D: 1-8, DRN-A: 1-4); default all levels.
 
     Returns:
         A ``keras.Model`` whose output is a dict ``{"level1": ..., "level2": ...}``; level
         ``n`` has output stride ``min(2 ** (n - 1), 8)`` in DRN-C/D and ``(4, 8, 8, 8)[n - 1]``
-        in DRN-A. These feed segmentation heads and class activation maps.
+        in DRN-A. These feed segmentation heads and class activation maps. Every map is in the
+        normal layout, also those a phase-form model holds in phase form (``level_outputs``).
     """
     available = [
         int(layer.name[len("level"):])
@@ -267,5 +431,5 @@ def feature_model(model, levels=None):
             f"Levels {missing} are not in model {model.name!r}; available levels: "
             f"{sorted(available)}."
         )
-    outputs = {f"level{n}": model.get_layer(f"level{n}").output for n in wanted}
+    outputs = {f"level{n}": x for n, x in level_outputs(model, wanted).items()}
     return keras.Model(model.input, outputs, name=f"{model.name}_features")

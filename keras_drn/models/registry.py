@@ -34,6 +34,12 @@ Args:
     anti_alias: ``None``, ``"blur"`` (``BlurPool``, Zhang 2019) or ``"adaptive"``
         (``AdaptiveBlurPool``, Zou et al. 2020) before every downsampling except the first
         conv.
+    dilation_strategy: how the dilated levels run: ``"direct"`` (dilated convolutions),
+        ``"phase"`` (undilated convolutions on the phase sub-maps stacked into the batch,
+        ``keras_drn.layers.SpaceToPhase``; levels whose size is not a multiple of the
+        dilation run directly when ``input_shape`` is fixed) or ``"auto"`` (the choice of
+        ``keras_drn.models.drn.AUTO_DILATION_STRATEGY`` for the backend and device: "direct"
+        everywhere until measured on a GPU). The same layers, weights and outputs either way.
     name: model name (default ``"{name}"``).
 
 Input: images ``(batch, height, width, 3)``. Output: ``(batch, classes)`` with the top,
@@ -65,6 +71,7 @@ def _constructor(variant):
         classes=1000,
         classifier_activation="softmax",
         anti_alias=None,
+        dilation_strategy="auto",
         name=None,
     ):
         return build_drn(
@@ -77,6 +84,7 @@ def _constructor(variant):
             classes=classes,
             classifier_activation=classifier_activation,
             anti_alias=anti_alias,
+            dilation_strategy=dilation_strategy,
             name=name,
         )
 
@@ -115,7 +123,8 @@ def list_models():
 
 def get_model(name, **kwargs):
     """Builds a model by name (``"drn_c_26"``, ``"DRN-C-26"`` and ``"DRN_C_26"`` all work);
-    ``kwargs`` go to the constructor (``include_top``, ``weights``, ``classes``, ...)."""
+    ``kwargs`` go to the constructor (``include_top``, ``weights``, ``classes``,
+    ``dilation_strategy``, ...)."""
     key = str(name).lower().replace("-", "_")
     if key not in VARIANTS:
         raise ValueError(f"Unknown model name {name!r}; valid names are {list_models()}.")

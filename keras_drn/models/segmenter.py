@@ -15,7 +15,7 @@ from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeBy, R
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
-from keras_drn.models.drn import build_drn, checkpoint_names
+from keras_drn.models.drn import build_drn, checkpoint_names, level_outputs
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 from keras_drn.models.variants import GCN_TAPS, VARIANTS
 from keras_drn.weights.loading import load_weights
@@ -78,6 +78,7 @@ def DRNSegmenter(
     input_shape=(None, None, 3),
     gcn_kernel_size=15,
     preprocessing=None,
+    dilation_strategy="auto",
     name=None,
 ):
     """Builds a semantic segmentation model on a DRN backbone.
@@ -104,6 +105,8 @@ def DRNSegmenter(
             and its first layer, ``preprocessing`` (``keras.layers.Normalization``), computes
             ``(x / 255 - mean) / std``; the statistics are saved in the ``.keras`` file
             (``keras_drn.models.preprocessing.preprocessing_of(model)`` reads them back).
+        dilation_strategy: ``"auto"``, ``"direct"`` or ``"phase"``: how the backbone's dilated
+            levels run (see ``keras_drn.DRN_D_22``); the same weights and outputs either way.
         name: model name (default ``"<backbone>_<head>_segmenter"``).
 
     Returns:
@@ -126,12 +129,12 @@ def DRNSegmenter(
         input_tensor = normalization_layer(*statistics)(image)
     base = build_drn(
         key, include_top=False, weights=backbone_weights, input_shape=input_shape,
-        input_tensor=input_tensor, anti_alias=anti_alias,
+        input_tensor=input_tensor, anti_alias=anti_alias, dilation_strategy=dilation_strategy,
     )
     inputs = base.input
     spec = VARIANTS[key]
     last = 4 if spec.arch == "A" else max(n + 1 for n, d in enumerate(spec.depths) if d)
-    levels = {n: base.get_layer(f"level{n}").output for n in range(1, last + 1)}
+    levels = level_outputs(base, range(1, last + 1))
     if context == "parsenet":
         levels[last] = GlobalContext(name="context")(levels[last])
     if head == "drn":

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn.models.registry import PARAMETERS
 from tests.helpers import random_input, to_numpy
+from tests.published import PARAMETERS
 
 ALL = keras_drn.list_models()
 # One variant of each architecture runs everywhere; the larger ones carry the slow mark

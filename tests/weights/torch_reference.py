@@ -51,7 +51,7 @@ class Bottle(nn.Module):
 
 
 class Net(nn.Module):
-    """arch "A", "C" or "D"; ``depths`` as in keras_drn's variant table."""
+    """arch "A", "C" or "D"; ``depths``: blocks per level (tests/published.py)."""
 
     def __init__(self, arch, bottleneck, depths, classes=1000):
         super().__init__()
@@ -165,11 +165,11 @@ def randomize(module, seed=0):
 
 
 def reference_net(name, seed=0, classes=1000):
-    """The randomised reference network of the keras_drn variant ``name``, in eval mode."""
-    from keras_drn.models.drn import VARIANTS
+    """The randomised reference network of the variant ``name``, in eval mode: its block
+    kind and depths come from the hand-typed tests/published.py, never from keras_drn."""
+    from tests.published import BOTTLENECK, DEPTHS
 
-    spec = VARIANTS[name]
-    return randomize(Net(spec.arch, spec.block == "bottleneck", spec.depths, classes), seed)
+    return randomize(Net(name[4].upper(), name in BOTTLENECK, DEPTHS[name], classes), seed)
 
 
 def run_torch(module, x, method="forward"):

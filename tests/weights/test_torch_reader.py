@@ -811,3 +811,6 @@ def test_mutated_checkpoints_read_as_torch_reads_them_or_fail_cleanly(fmt, mutat
         # CRC-checks correctly: setting the DOS directory bit in a storage entry's external
         # attributes makes PyTorch's zip reader see it as empty. Then ours must be the original.
         _assert_tree_equal(ours, original, torch)
+
+
+pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

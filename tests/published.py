@@ -1,7 +1,7 @@
 """Numbers from the DRN paper and the reference code (github fyu/drn), typed in by hand so the
 tests never compare keras_drn with its own tables: trainable parameters with 1000 classes (as
 the reference counts them; DRN-C-58 without the projection its forward pass never uses) and
-blocks per level."""
+blocks per level, and which variants use the Bottleneck block (the others use BasicBlock)."""
 
 PARAMETERS = {
     "drn_a_18": 11_689_512, "drn_a_34": 21_797_672, "drn_a_50": 25_557_032,
@@ -19,3 +19,4 @@ DEPTHS = {
     "drn_d_56": (1, 1, 3, 4, 6, 3, 2, 2), "drn_d_105": (1, 1, 3, 4, 23, 3, 1, 1),
     "drn_d_107": (1, 1, 3, 4, 23, 3, 2, 2),
 }
+BOTTLENECK = {"drn_a_50", "drn_c_58", "drn_d_54", "drn_d_56", "drn_d_105", "drn_d_107"}

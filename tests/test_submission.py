@@ -170,3 +170,6 @@ def test_submission_errors_leave_no_file(tmp_path):
     with pytest.raises(ValueError, match="odd number"):
         write_submission(path, [("a", "1 2 3")])
     assert list(tmp_path.iterdir()) == []
+
+
+pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

@@ -43,6 +43,8 @@ def pad_spatial(x, pads, mode="reflect"):
     zeros.
     """
     spec = [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+    if not any(pads[0]) and not any(pads[1]):
+        return x  # nothing to pad (a 1x1 filter); torch's reflect pad refuses zero padding
     if mode == "constant":
         return ops.pad(x, spec)
     smallest = {"reflect": 1, "symmetric": 0}[mode]

@@ -195,3 +195,6 @@ def test_one_list_of_extensions(tmp_path):
         Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "mask" / f"{i}.png")
     data = image_mask_folders(tmp_path / "img", tmp_path / "mask", num_classes=2)
     assert data.size == len(constants.IMAGE_EXTENSIONS)
+
+
+pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

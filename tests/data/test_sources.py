@@ -331,3 +331,6 @@ def test_cityscapes_label_ids_become_train_ids():
 def test_unknown_tfds_name_lists_the_supported_ones():
     with pytest.raises(ValueError, match="'voc'.*'cityscapes', 'oxford_iiit_pet'"):
         tfds_dataset("voc", "train")
+
+
+pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

@@ -51,3 +51,6 @@ def test_scene_split_gives_raw_images_and_the_training_statistics():
     np.testing.assert_allclose((x_val / 255.0 - mean) / std, (images[6:] - mean) / std,
                                atol=1e-5)
     assert not hasattr(keras_drn.data, "normalized_scene_split")
+
+
+pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

@@ -140,3 +140,45 @@ def test_any_spatial_size_in_a_model():
     for size in [(5, 7), (32, 33), (1, 1)]:
         out = model(random_input((1, *size, 4)))
         assert tuple(out.shape) == (1, -(-size[0] // 2), -(-size[1] // 2), 8)
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # one tap
+@pytest.mark.parametrize("anti_alias", ["blur", "adaptive"])
+@pytest.mark.parametrize("block, filters, in_channels", [("basic", 8, 4),
+                                                         ("bottleneck", 4, 8)])
+@pytest.mark.parametrize("size", [(12, 16), (11, 9)])
+def test_size_one_anti_alias_is_the_plain_strided_block(block, filters, in_channels,
+                                                         anti_alias, size):
+    """The documented placement: the strided conv runs at stride 1 and is followed (after its
+    BN-ReLU) by the stride-2 filter, and the projection shortcut is filter then 1x1 conv.
+    A 1x1 filter is plain subsampling (BlurPool; AdaptiveBlurPool's per-group softmax of one
+    tap is 1), so the block equals the plain stride-2 block with the same weights; a filter
+    after the wrong conv, a double stride or a shifted subsampling does not."""
+    x = random_input((2, *size, in_channels))
+    plain = DilatedResidualBlock(filters, block=block, strides=2)
+    plain(x)
+    rng = np.random.default_rng(1)
+    weights = []
+    for w in plain.weights:
+        low, high = (-0.5, 0.5) if len(w.shape) == 4 else (0.5, 1.5)
+        weights.append(rng.uniform(low, high, w.shape).astype("float32"))
+    plain.set_weights(weights)
+    blurred = DilatedResidualBlock(filters, block=block, strides=2, anti_alias=anti_alias,
+                                   anti_alias_size=1, anti_alias_groups=2)
+    blurred(x)
+    by_path = {w.path.split("/", 1)[1]: w for w in blurred.weights}
+    for w in plain.weights:
+        by_path.pop(w.path.split("/", 1)[1]).assign(w)
+    assert all("blur" in path for path in by_path)  # only AdaptiveBlurPool's predictor left
+    expected = to_numpy(plain(x, training=False))
+    np.testing.assert_allclose(to_numpy(blurred(x, training=False)), expected, rtol=1e-5,
+                               atol=1e-5)
+    # The real filter (size 4 / 3) low-passes: same shape, different numbers.
+    smooth = DilatedResidualBlock(filters, block=block, strides=2, anti_alias=anti_alias,
+                                  anti_alias_groups=2)
+    smooth(x)
+    by_path = {w.path.split("/", 1)[1]: w for w in smooth.weights}
+    for w in plain.weights:
+        by_path.pop(w.path.split("/", 1)[1]).assign(w)
+    out = to_numpy(smooth(x, training=False))
+    assert out.shape == expected.shape and np.abs(out - expected).max() > 1e-2

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn.models.registry import PARAMETERS
 from tests.helpers import random_input, to_numpy
+from tests.published import PARAMETERS
 
 ALL = keras_drn.list_models()
 # One variant of each architecture runs everywhere; the larger ones carry the slow mark
@@ -116,15 +116,87 @@ def test_logits_without_activation():
     assert not np.allclose(out.sum(axis=-1), 1.0)
 
 
-@pytest.mark.parametrize("name", FAST)
-@pytest.mark.parametrize("anti_alias", ["blur", "adaptive"])
+# The documented placement (README "API", SPECS section 2): a filter before every downsampling
+# except the first conv. Typed from the architecture, not from keras_drn's tables: DRN-C/D
+# downsample at the first unit of levels 2, 3 and 4 (stem and level 1 at stride 1); a strided
+# block gets one filter after its strided conv and one before its 1x1 projection; DRN-D's
+# level 2 is a plain conv (no shortcut, one filter); DRN-A's stem conv is the excluded first
+# conv, its max pool gets one and its level 2 (the only strided stage) a block's two.
+PLACEMENT = {
+    "C": {"layer2_0": 2, "layer3_0": 2, "layer4_0": 2},
+    "D": {"layer2_blur": 1, "layer3_0": 2, "layer4_0": 2},
+    "A": {"maxpool_blur": 1, "layer2_0": 2},
+}
+
+
+def _filters_by_top_level_layer(model):
+    """{top-level layer name: number of BlurPool / AdaptiveBlurPool layers in it}."""
+    from keras_drn.layers import AdaptiveBlurPool, BlurPool
+
+    counts = {}
+    for layer in model.layers:
+        found = [sub for sub in layer._flatten_layers()
+                 if isinstance(sub, (BlurPool, AdaptiveBlurPool))]
+        if found:
+            counts[layer.name] = len(found)
+    return counts
+
+
+@pytest.mark.parametrize("name, anti_alias", [
+    ("drn_a_18", "blur"), ("drn_a_50", "adaptive"), ("drn_c_26", "adaptive"),
+    ("drn_c_58", "blur"), ("drn_d_22", "blur"), ("drn_d_24", "adaptive"),
+    ("drn_d_54", "adaptive")])
+def test_anti_alias_filters_sit_where_the_documentation_puts_them(name, anti_alias):
+    """Counts and owners of the filters per variant: the basic and bottleneck blocks, DRN-D's
+    extra degridding levels (no downsampling, no filter) and DRN-A-50's stride-1 projection
+    in level 1 (channels change, no downsampling, no filter)."""
+    from keras_drn.layers import AdaptiveBlurPool, BlurPool
+
+    model = keras_drn.get_model(name, include_top=False, anti_alias=anti_alias)
+    assert _filters_by_top_level_layer(model) == PLACEMENT[name[4].upper()]
+    kind = BlurPool if anti_alias == "blur" else AdaptiveBlurPool
+    layers = [sub for sub in model._flatten_layers() if isinstance(sub, (BlurPool,
+                                                                         AdaptiveBlurPool))]
+    assert all(type(layer) is kind and layer.strides == 2 for layer in layers)
+    expected_size = {"blur": 4, "adaptive": 3}[anti_alias]  # README: filter 4; k=3, 8 groups
+    assert all(getattr(layer, "filter_size", getattr(layer, "kernel_size", None))
+               == expected_size for layer in layers)
+    if anti_alias == "adaptive":
+        assert all(layer.groups == 8 for layer in layers)
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # one tap
+@pytest.mark.parametrize("name, anti_alias", [("drn_a_18", "adaptive"), ("drn_c_26", "blur"),
+                                              ("drn_d_22", "adaptive")])
+def test_size_one_filters_give_the_plain_model(name, anti_alias, monkeypatch):
+    """With a 1x1 low-pass filter (BlurPool's is 1; AdaptiveBlurPool's per-group softmax of
+    one tap is 1) anti-aliasing is plain subsampling, so conv(stride 1) then the filter is the
+    strided conv, max pool(stride 1) then the filter is the strided max pool, and the model
+    equals the plain one with the same weights. A filter in the wrong place (after a 3x3
+    conv that should run on the subsampled map, on the wrong shortcut side), a stride applied
+    twice or a subsampling offset changes the output or its shape. (The placement code does
+    not depend on the filter kind; tests/layers/test_dilated_residual.py checks both kinds in
+    both blocks.)"""
+    from keras_drn.layers import dilated_residual
+
+    plain = keras_drn.get_model(name, classes=3, classifier_activation=None)
+    monkeypatch.setitem(dilated_residual.DEFAULT_FILTER_SIZE, anti_alias, 1)
+    blurred = keras_drn.get_model(name, classes=3, classifier_activation=None,
+                                  anti_alias=anti_alias)
+    weights = {w.path: w for w in blurred.weights}
+    for w in plain.weights:
+        weights.pop(w.path).assign(w)
+    # What remains is AdaptiveBlurPool's filter predictor: irrelevant for one tap.
+    assert all("blur" in path for path in weights)
+    x = random_input((2, 37, 45, 3))
+    ours = to_numpy(blurred(x, training=False))
+    np.testing.assert_allclose(ours, to_numpy(plain(x, training=False)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, anti_alias", [("drn_a_18", "blur"), ("drn_c_26", "adaptive"),
+                                              ("drn_d_22", "blur")])
 def test_anti_aliased_variants_train(name, anti_alias):
     model = keras_drn.get_model(name, classes=3, anti_alias=anti_alias)
-    filters = [layer for layer in model._flatten_layers() if "blur" in layer.name]
-    # Every downsampling except the first conv: C/D levels 2-4 (plus projections), A: maxpool
-    # and level 2.
-    assert filters
-    assert not any(layer.name.startswith(("conv1", "layer0")) for layer in filters)
     x = random_input((2, 37, 45, 3))
     assert tuple(model(x).shape) == (2, 3)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

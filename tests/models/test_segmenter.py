@@ -83,3 +83,44 @@ def test_mixed_precision_logits_are_float32():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         keras_drn.DRNSegmenter(**kwargs)
+
+
+def _producer(layer):
+    """Name of the layer whose output feeds ``layer`` (called once, one input)."""
+    return layer.input._keras_history.operation.name
+
+
+# Typed from the documented architecture (README "API", SPECS sections 3-4): GCN taps at the
+# ends of levels 2, 3, 4 and 8 of DRN-C/D (strides 2, 4, 8, 8) and 1, 2, 4 of DRN-A (4, 8, 8);
+# ParseNet's context sits on the last level and feeds the classifier (or the last tap).
+@pytest.mark.parametrize("backbone, taps", [
+    ("drn_d_22", {2: 2, 3: 4, 4: 8, 8: 8}),
+    ("drn_c_26", {2: 2, 3: 4, 4: 8, 8: 8}),
+    ("drn_a_18", {1: 4, 2: 8, 4: 8}),
+])
+@pytest.mark.parametrize("context", [None, "parsenet"])
+def test_gcn_taps_are_the_documented_levels(backbone, taps, context):
+    model = keras_drn.DRNSegmenter(backbone, num_classes=3, head="gcn", context=context)
+    gcn = sorted(int(layer.name[len("gcn_level"):]) for layer in model.layers
+                 if layer.name.startswith("gcn_level"))
+    assert gcn == sorted(taps)
+    last = max(taps)
+    for level, stride in taps.items():
+        layer = model.get_layer(f"gcn_level{level}")
+        source = "context" if context and level == last else f"level{level}"
+        assert _producer(layer) == source
+        assert _producer(model.get_layer(f"br_level{level}")) == f"gcn_level{level}"
+    if context:
+        assert _producer(model.get_layer("context")) == f"level{last}"
+    # Each tap sees its level's resolution: at 64 x 64, 64 / stride.
+    probe = keras.Model(model.input, [model.get_layer(f"gcn_level{n}").input for n in taps])
+    for (level, stride), features in zip(taps.items(), probe(random_input((1, 64, 64, 3)))):
+        assert tuple(features.shape[1:3]) == (64 // stride, 64 // stride), level
+
+
+@pytest.mark.parametrize("context", [None, "parsenet"])
+def test_reference_head_reads_the_last_level(context):
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=3, context=context)
+    assert _producer(model.get_layer("seg")) == ("context" if context else "level8")
+    if context:
+        assert _producer(model.get_layer("context")) == "level8"

@@ -15,7 +15,7 @@ pytorchcv_drn = pytest.importorskip(
     "pytorchcv.models.drn",
     reason="pytorchcv is not installed: pip install --no-deps pytorchcv==0.0.74 (.ci/run does)",
 )
-from tests.weights.torch_reference import randomize, run_torch, save  # noqa: E402
+from tests.weights.torch_reference import assert_close, randomize, run_torch, save  # noqa: E402
 
 # keras_drn variant -> pytorchcv constructor; D-22 and C-26 run fast on every backend.
 MODELS = {"drn_d_22": "drnd22", "drn_c_26": "drnc26", "drn_c_42": "drnc42",
@@ -49,13 +49,6 @@ def pytorchcv_net(name, seed=0):
     return randomize(net, seed)
 
 
-def _assert_close(ours, ref):
-    """Max abs difference <= 1e-4 of the reference's largest value (at least 1)."""
-    assert ours.shape == ref.shape
-    scale = max(1.0, float(np.abs(ref).max()))
-    assert np.abs(ours - ref).max() <= 1e-4 * scale
-
-
 @pytest.mark.parametrize("name", list(_cases()))
 def test_logits_equal_pytorchcv(name, tmp_path):
     net = pytorchcv_net(name)
@@ -63,7 +56,7 @@ def test_logits_equal_pytorchcv(name, tmp_path):
     path = save(net.state_dict(), tmp_path / f"{name}.pth")
     model = keras_drn.get_model(name, weights=path, classifier_activation=None)
     x = random_input((1, 40, 35, 3), seed=3)
-    _assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
+    assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
 
 
 def _zipped(path, member=None):
@@ -78,13 +71,13 @@ def test_zipped_file_and_segmenter_backbone(tmp_path, capsys):
     path = _zipped(save(net.state_dict(), tmp_path / "drnd22.pth"))
     model = keras_drn.DRN_D_22(weights=path, classifier_activation=None)
     x = random_input((1, 32, 32, 3), seed=5)
-    _assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
+    assert_close(to_numpy(model(x, training=False)), run_torch(net, x))
 
     segmenter = keras_drn.DRNSegmenter("drn_d_22", num_classes=3, backbone_weights=path)
     line, = capsys.readouterr().out.splitlines()
     assert "drn_d_22 backbone" in line and "fc classifier is not used" in line
     features = keras_drn.feature_model(segmenter, levels=[8])
-    _assert_close(to_numpy(features(x, training=False)["level8"]),
+    assert_close(to_numpy(features(x, training=False)["level8"]),
                   run_torch(_Features(net).eval(), x))
 
 

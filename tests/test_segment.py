@@ -45,7 +45,8 @@ def normalised(images, mean, std):
 def _train(folder, run, epochs):
     return cli.main(["train", "--data", str(folder), "--output-dir", str(run), "--epochs",
                      str(epochs), "--batch-size", "4", "--crop-size", "24", "--optimizer",
-                     "adamw", "--lr", "1e-3", "--one-line-per-epoch"])
+                     "adamw", "--lr", "1e-3", "--one-line-per-epoch",
+                     "--mixed-precision", "float32"])  # the checks compare with float32
 
 
 def test_train_evaluate_predict(folder, tmp_path, capsys):

@@ -25,6 +25,8 @@ MIXED_OPS = {
     "BoundaryRefinement": 3,  # conv, conv, residual add
     "AdaptiveBlurPool": 3,  # conv, BN (softmax in float32), the weighted sum
     "DilatedResidualBlock": 6,  # up to conv-BN-conv-BN-conv-BN plus the shortcut add
+    "SpaceToPhase": 0,  # a rearrangement: only the input's cast rounds
+    "PhaseToSpace": 0,
 }
 
 

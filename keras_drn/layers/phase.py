@@ -37,8 +37,21 @@ def _static(size):
     return size if isinstance(size, int) else None
 
 
+class _PhaseLayer(layers.Layer):
+    """What both rearrangements share: the factor, checked, and its config."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = _check_factor(factor)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(factor=self.factor)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_drn")
-class SpaceToPhase(layers.Layer):
+class SpaceToPhase(_PhaseLayer):
     """Stacks the ``factor * factor`` phase sub-maps of a map into the batch.
 
     Input shape: ``(batch, height, width, channels)`` with height and width multiples of
@@ -49,10 +62,6 @@ class SpaceToPhase(layers.Layer):
     >>> SpaceToPhase(2)(keras.ops.ones((3, 8, 6, 5))).shape
     (12, 4, 3, 5)
     """
-
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = _check_factor(factor)
 
     def call(self, inputs):
         p = self.factor
@@ -82,14 +91,9 @@ class SpaceToPhase(layers.Layer):
             channels,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(factor=self.factor)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_drn")
-class PhaseToSpace(layers.Layer):
+class PhaseToSpace(_PhaseLayer):
     """Puts the ``factor * factor`` phase sub-maps stacked by ``SpaceToPhase(factor)`` back
     together.
 
@@ -100,10 +104,6 @@ class PhaseToSpace(layers.Layer):
     >>> PhaseToSpace(2)(SpaceToPhase(2)(keras.ops.ones((3, 8, 6, 5)))).shape
     (3, 8, 6, 5)
     """
-
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = _check_factor(factor)
 
     def call(self, inputs):
         p = self.factor
@@ -124,8 +124,3 @@ class PhaseToSpace(layers.Layer):
             None if width is None else width * p,
             channels,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(factor=self.factor)
-        return config

@@ -106,3 +106,19 @@ def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape, t
         assert np.all(np.isfinite(new)), weight.path
         assert not np.array_equal(new, old), f"no gradient reached {weight.path}"
     return layer
+
+
+def backbone_weights_file(tmp_path):
+    """A DRN-D-22 classifier checkpoint (10 classes) with moving statistics set away from
+    their init, and the values of its weights other than fc, by path: ``(path, expected)``."""
+    import keras_drn
+
+    source = keras_drn.DRN_D_22(classes=10)
+    rng = np.random.default_rng(0)
+    for weight in source.weights:
+        if "moving" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    path = tmp_path / "d22.weights.h5"
+    source.save_weights(path)
+    expected = {w.path: to_numpy(w) for w in source.weights if not w.path.startswith("fc/")}
+    return path, expected

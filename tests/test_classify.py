@@ -9,6 +9,7 @@ from PIL import Image
 pytest.importorskip("tensorflow")
 
 from keras_drn import classify  # noqa: E402
+from tests.helpers import backbone_weights_file  # noqa: E402
 
 CLASSES = ("blue", "green", "red")
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -333,17 +334,7 @@ def test_mixed_precision_auto_sets_the_policy_of_this_machine(run, monkeypatch, 
 def test_build_classifier_loads_the_backbone_weights_file(tmp_path):
     """Every backbone weight of build_classifier(weights=file) holds the file's values (the
     classifier's own fc aside): moving statistics included, set away from their init here."""
-    import keras_drn
-
-    source = keras_drn.DRN_D_22(classes=10)
-    rng = np.random.default_rng(0)
-    for weight in source.weights:
-        if "moving" in weight.path:
-            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
-    path = tmp_path / "d22.weights.h5"
-    source.save_weights(path)
-    expected = {w.path: keras.ops.convert_to_numpy(w)
-                for w in source.weights if not w.path.startswith("fc/")}
+    path, expected = backbone_weights_file(tmp_path)
     model = classify.build_classifier(3, "drn_d_22", weights=str(path))
     loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
     assert set(loaded) == set(expected)

@@ -4,21 +4,14 @@ import keras
 import numpy as np
 
 import keras_drn
+from tests.helpers import backbone_weights_file
 
 
 def test_backbone_weights_file_is_loaded_into_the_segmenter(tmp_path):
     """Every weight of the segmenter's backbone equals the classifier checkpoint's (its fc
     aside), moving statistics included (set away from their init here); the new head is not
     taken from the file."""
-    source = keras_drn.DRN_D_22(classes=10)
-    rng = np.random.default_rng(0)
-    for weight in source.weights:
-        if "moving" in weight.path:
-            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
-    path = tmp_path / "d22.weights.h5"
-    source.save_weights(path)
-    expected = {w.path: keras.ops.convert_to_numpy(w) for w in source.weights
-                if not w.path.startswith("fc/")}
+    path, expected = backbone_weights_file(tmp_path)
     model = keras_drn.DRNSegmenter("drn_d_22", num_classes=4, backbone_weights=str(path))
     loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
     assert set(expected) <= set(loaded)

@@ -23,6 +23,7 @@ from keras_drn import atomic
 from keras_drn.export.job import Job
 from keras_drn.export.onnx import write_onnx
 from keras_drn.export.serving import serving_model
+from keras_drn.layers.dilated_conv import plain_convolutions
 
 # Run by the subprocess (``python -c``): this module, by name.
 WORKER = ("import sys; from keras_drn.export.tensorflow import worker_main; "
@@ -76,7 +77,13 @@ def worker_main(spec_path):
 
 
 def write_with_tensorflow(model, path, job, calibration):
-    """Writes ``serving_model(model, job)`` at ``path`` (TensorFlow backend only)."""
+    """Writes ``serving_model(model, job)`` at ``path`` (TensorFlow backend only), each
+    convolution traced as one op (``plain_convolutions``)."""
+    with plain_convolutions():
+        _write_with_tensorflow(model, path, job, calibration)
+
+
+def _write_with_tensorflow(model, path, job, calibration):
     import tensorflow as tf
 
     served = serving_model(model, job)

@@ -13,14 +13,53 @@ is tensorflow/tensorflow#37883). It also gives LiteRT one dilated CONV_2D at any
 TensorFlow's CPU kernels cannot compute the gradient of a natively dilated convolution without
 oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``, some ARM builds), nor in float16 even with it; a one-off
 probe per dtype detects that and keeps Keras' space-to-batch path there.
+
+A batch of one image: oneDNN (TensorFlow 2.21 on CPU) picks a slower convolution kernel for a
+batch of 1 than for a batch of 2 with the same pixels: a 3x3 512->512 convolution of 1x64x128
+took 167 ms, the same work as 2x64x64 104 ms (2 cores, AVX-512, idle; ``brg_conv_fwd`` both
+times, so no setting selects the other), while PyTorch's kernel took 114 ms. That is most of
+DRN-D-22's segmentation inference at 512x1024 (levels 6-8 are eight such convolutions). So on a
+TensorFlow CPU, a batch of one image through a convolution with at least ``SPLIT_MIN_CHANNELS``
+input and output channels runs as its top and bottom halves (each with the rows of padding its
+kernel reads) stacked into a batch of 2: the same sums per output pixel, and the halves'
+outputs reshape back into the image for free. Under 256 channels the split gained nothing
+(128 channels on 64x128: 8.3 vs 8.5 ms). Export graphs are traced without it
+(``plain_convolutions``): a mobile or GPU runtime has no use for it.
 """
 
+import contextlib
+import contextvars
 import functools
 
 import keras
 from keras import layers, ops
 
 from keras_drn.layers.initializers import reference_conv_initializer
+
+# Fewest input and output channels for which a single image's convolution is split in two
+# (module docstring).
+SPLIT_MIN_CHANNELS = 256
+
+_split_rows = contextvars.ContextVar("keras_drn_split_rows", default=True)
+
+
+@contextlib.contextmanager
+def plain_convolutions():
+    """Within this context every ``DilatedConv2D`` traces as one convolution, never split into
+    halves (for export graphs; see the module docstring)."""
+    token = _split_rows.set(False)
+    try:
+        yield
+    finally:
+        _split_rows.reset(token)
+
+
+@functools.cache
+def tensorflow_on_cpu():
+    """True when TensorFlow sees no GPU (the row split is a oneDNN CPU workaround)."""
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
 
 
 @functools.cache
@@ -57,22 +96,59 @@ class DilatedConv2D(layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         if (
-            keras.backend.backend() == "tensorflow"
-            and max(self.dilation_rate) > 1
-            and self.data_format == "channels_last"
-            and self.groups == 1  # Keras compiles grouped convs with XLA on CPU: keep that
-            and native_dilation_supported(keras.backend.standardize_dtype(inputs.dtype))
+            keras.backend.backend() != "tensorflow"
+            or self.data_format != "channels_last"
+            or self.groups != 1  # Keras compiles grouped convs with XLA on CPU: keep that
         ):
-            import tensorflow as tf
+            return super().convolution_op(inputs, kernel)
+        dilated = max(self.dilation_rate) > 1
+        if dilated and not native_dilation_supported(
+                keras.backend.standardize_dtype(inputs.dtype)):
+            return super().convolution_op(inputs, kernel)
+        if self._splits_rows(inputs, kernel):
+            return split_rows_convolution(inputs, kernel, self.dilation_rate)
+        if not dilated:
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
 
-            return tf.nn.conv2d(
-                inputs,
-                kernel,
-                strides=list(self.strides),
-                padding=self.padding.upper(),
-                dilations=list(self.dilation_rate),
-            )
-        return super().convolution_op(inputs, kernel)
+        return tf.nn.conv2d(
+            inputs,
+            kernel,
+            strides=list(self.strides),
+            padding=self.padding.upper(),
+            dilations=list(self.dilation_rate),
+        )
+
+    def _splits_rows(self, inputs, kernel):
+        """Whether this call runs as two half-images (module docstring)."""
+        return (
+            _split_rows.get()
+            and inputs.shape[0] == 1
+            and tuple(self.strides) == (1, 1)
+            and self.padding == "same"
+            and all(size % 2 == 1 for size in self.kernel_size)
+            and min(kernel.shape[2], kernel.shape[3]) >= SPLIT_MIN_CHANNELS
+            and tensorflow_on_cpu()
+        )
+
+
+def split_rows_convolution(inputs, kernel, dilation):
+    """A stride-1 "same" convolution of one image ``(1, height, width, channels)`` run as its
+    top and bottom halves stacked into a batch of 2 (TensorFlow only; module docstring).
+    Returns ``(1, height, width, filters)``."""
+    import tensorflow as tf
+
+    pad_h = dilation[0] * (kernel.shape[0] - 1) // 2
+    pad_w = dilation[1] * (kernel.shape[1] - 1) // 2
+    height = tf.shape(inputs)[1]
+    half = (height + 1) // 2  # an odd height gets one row of zeros below, cut off after
+    x = tf.pad(inputs, [[0, 0], [pad_h, pad_h + 2 * half - height], [pad_w, pad_w], [0, 0]])
+    halves = tf.concat([x[:, :half + 2 * pad_h], x[:, half:]], axis=0)
+    y = tf.nn.conv2d(halves, kernel, strides=1, padding="VALID", dilations=list(dilation))
+    # (2, half, width, filters) holds the rows of (1, 2 * half, width, filters) in order.
+    y = tf.reshape(y, [1, 2 * half, tf.shape(y)[2], kernel.shape[3]])[:, :height]
+    y.set_shape([1, inputs.shape[1], inputs.shape[2], kernel.shape[3]])
+    return y
 
 
 def symmetric_padding(kernel_size, dilation=1):

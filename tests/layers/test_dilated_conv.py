@@ -94,3 +94,69 @@ def test_reference_conv_pads_like_pytorch(size, strides, dilation):
                                      padding=dilated_conv.symmetric_padding(3, dilation))
     np.testing.assert_allclose(ours, ref.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-5)
     assert not conv.use_bias
+
+
+def _conv_input_batches(layer, spec):
+    import tensorflow as tf
+
+    graph = tf.function(layer).get_concrete_function(spec).graph
+    return [op.inputs[0].shape[0] for op in graph.get_operations() if op.type == "Conv2D"]
+
+
+@on_tensorflow
+@pytest.mark.parametrize("height, width, dilation, kernel_size", [
+    (12, 9, 2, 3), (11, 8, 1, 3), (7, 5, 4, 3), (9, 6, 1, 1), (6, 7, (2, 3), (3, 1))])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_one_image_runs_as_two_halves_on_a_tensorflow_cpu(height, width, dilation,
+                                                          kernel_size, dynamic):
+    """oneDNN's batch-1 kernel is slow: a single image's wide convolution runs as its two
+    halves in a batch of 2, with the same outputs and gradients as Keras' Conv2D."""
+    import tensorflow as tf
+
+    channels = dilated_conv.SPLIT_MIN_CHANNELS
+    x = random_input((1, height, width, channels))
+    kwargs = {"kernel_size": kernel_size, "padding": "same", "dilation_rate": dilation}
+    ours, plain = DilatedConv2D(channels, **kwargs), keras.layers.Conv2D(channels, **kwargs)
+    ours.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(ours.get_weights())
+    spec = tf.TensorSpec((1, None, None, channels) if dynamic else x.shape)
+    assert _conv_input_batches(ours, spec) == [2]
+    run = tf.function(ours).get_concrete_function(spec)
+    np.testing.assert_allclose(run(tf.constant(x)).numpy(), to_numpy(plain(x)), rtol=1e-5,
+                               atol=1e-5)
+    gradients = []
+    for layer in (ours, plain):
+        inputs = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs) ** 2)
+        gradients.append(tape.gradient(loss, [inputs, layer.kernel]))
+    for a, b in zip(*gradients):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@on_tensorflow
+def test_no_split_for_batches_narrow_or_strided_convolutions_and_export_graphs():
+    import tensorflow as tf
+
+    channels = dilated_conv.SPLIT_MIN_CHANNELS
+    wide = DilatedConv2D(channels, 3, padding="same")
+    assert _conv_input_batches(wide, tf.TensorSpec((2, 8, 8, channels))) == [2]
+    assert _conv_input_batches(wide, tf.TensorSpec((None, 8, 8, channels))) == [None]
+    with dilated_conv.plain_convolutions():
+        assert _conv_input_batches(wide, tf.TensorSpec((1, 8, 8, channels))) == [1]
+    narrow = DilatedConv2D(channels // 2, 3, padding="same")
+    assert _conv_input_batches(narrow, tf.TensorSpec((1, 8, 8, channels))) == [1]
+    strided = DilatedConv2D(channels, 3, strides=2, padding="valid")
+    assert _conv_input_batches(strided, tf.TensorSpec((1, 9, 9, channels))) == [1]
+
+
+def test_export_traces_plain_convolutions(monkeypatch):
+    from keras_drn.export import tensorflow as export_tensorflow
+
+    seen = []
+    monkeypatch.setattr(export_tensorflow, "_write_with_tensorflow",
+                        lambda *args: seen.append(dilated_conv._split_rows.get()))
+    export_tensorflow.write_with_tensorflow(None, "path", None, None)
+    assert seen == [False] and dilated_conv._split_rows.get()

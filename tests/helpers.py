@@ -17,7 +17,7 @@ from keras import ops
 MIXED_EPSILON = {"mixed_float16": 2.0**-10, "mixed_bfloat16": 2.0**-7}
 MIXED_OPS = {
     "BlurPool": 1,  # one depthwise conv
-    "BilinearUpsampling": 1,  # one depthwise transposed conv
+    "BilinearUpsampling": 2,  # two matrix products (one per axis)
     "DilatedConv2D": 1,
     "L2NormScale": 1,  # float32 inside, one cast out
     "GlobalContext": 1,  # two L2NormScale side by side, concatenated

@@ -20,6 +20,24 @@ def bilinear_kernel(factor):
     return np.outer(profile, profile).astype("float32")
 
 
+def upsampling_matrix(factor, size, out_size, dtype):
+    """The ``(out_size, size)`` matrix of the reference's transposed convolution along one axis
+    (stride ``factor``, the ``bilinear_kernel`` profile, padding ``factor // 2``), for the first
+    ``out_size <= factor * size`` outputs: entry ``(o, i)`` is the profile at ``o + factor // 2
+    - factor * i`` where that is a tap of the kernel, else 0. ``size`` may be symbolic."""
+    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
+    tap = (ops.arange(out_size, dtype="int32")[:, None] + factor // 2
+           - factor * ops.arange(size, dtype="int32")[None, :])
+    weight = 1 - ops.abs(ops.cast(tap, "float32") / factor - center)
+    inside = ops.logical_and(tap >= 0, tap < 2 * factor)
+    return ops.cast(ops.where(inside, weight, 0.0), dtype)
+
+
+def _smaller(a, b):
+    # Python ints where the shapes are static (JAX traces need a concrete size for arange).
+    return min(a, b) if isinstance(a, int) and isinstance(b, int) else ops.minimum(a, b)
+
+
 def resize_bilinear(images, size):
     """``keras.ops.image.resize(images, size, "bilinear")`` that also takes symbolic sizes.
 
@@ -41,8 +59,11 @@ class BilinearUpsampling(layers.Layer):
     Equal to the reference's frozen ``ConvTranspose2d(C, C, 2 * factor, stride=factor,
     padding=factor // 2, groups=C)`` (output ``factor * h``), then cropped to the size of the
     optional second input (the image), so a 500-pixel side comes back as 500, not 504.
-    The channels are folded into the batch so the cost is that of one 1-channel transposed
-    convolution per class, not the ``C x C`` of a dense block-diagonal kernel. No weights.
+    The kernel is separable, so it runs as two small matrix products, one per axis
+    (``upsampling_matrix``; the rows and columns a crop drops are never computed). Written by
+    hand because the direct form, a one-channel transposed convolution per class (the channels
+    folded into the batch), has no fast kernel on CPU: in a DRN-D-22 bfloat16 training step at
+    128x128 its gradient took 249 of 560 ms in oneDNN. No weights.
 
     Call: ``layer(scores)`` or ``layer([scores, reference])``.
     Input shape: ``(batch, h, w, C)``. Output shape: ``(batch, factor * h, factor * w, C)``,
@@ -58,16 +79,15 @@ class BilinearUpsampling(layers.Layer):
     def call(self, inputs):
         scores, reference = (inputs, None) if not isinstance(inputs, (list, tuple)) else inputs
         shape = ops.shape(scores)
-        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-        x = ops.reshape(ops.transpose(scores, (0, 3, 1, 2)), (-1, height, width, 1))
-        kernel = ops.convert_to_tensor(bilinear_kernel(self.factor)[:, :, None, None], x.dtype)
-        x = ops.conv_transpose(x, kernel, strides=self.factor, padding="same")
-        up_h, up_w = self.factor * height, self.factor * width
-        x = ops.transpose(ops.reshape(x, (batch, channels, up_h, up_w)), (0, 2, 3, 1))
+        up_h, up_w = self.factor * shape[1], self.factor * shape[2]
         if reference is not None:
             ref_shape = ops.shape(reference)
-            x = x[:, : ref_shape[1], : ref_shape[2], :]
-        return x
+            up_h, up_w = _smaller(up_h, ref_shape[1]), _smaller(up_w, ref_shape[2])
+        rows = upsampling_matrix(self.factor, shape[1], up_h, scores.dtype)
+        columns = upsampling_matrix(self.factor, shape[2], up_w, scores.dtype)
+        # The narrow axis first: (b, h, w, c) -> (b, h, W, c) -> (b, H, W, c).
+        x = ops.einsum("Jj,bijc->biJc", columns, scores)
+        return ops.einsum("Ii,biJc->bIJc", rows, x)
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):

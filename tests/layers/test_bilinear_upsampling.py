@@ -15,20 +15,21 @@ def test_kernel_is_the_reference_profile():
     np.testing.assert_allclose(bilinear_kernel(8), np.outer(profile, profile), rtol=1e-6)
 
 
-@pytest.mark.parametrize("size", [(4, 5), (7, 3)])
-def test_matches_the_reference_transposed_convolution(size):
+@pytest.mark.parametrize("size, factor", [((4, 5), 8), ((7, 3), 8), ((3, 4), 4)])
+def test_matches_the_reference_transposed_convolution(size, factor):
     """The frozen ConvTranspose2d(C, C, 16, stride=8, padding=4, groups=C) of segment.py."""
     torch = pytest.importorskip("torch")
     x = random_input((2, *size, 3))
-    kernel = torch.from_numpy(bilinear_kernel(8))[None, None].repeat(3, 1, 1, 1)
+    kernel = torch.from_numpy(bilinear_kernel(factor))[None, None].repeat(3, 1, 1, 1)
     ref = torch.nn.functional.conv_transpose2d(
-        torch.from_numpy(x).permute(0, 3, 1, 2), kernel, stride=8, padding=4, groups=3
+        torch.from_numpy(x).permute(0, 3, 1, 2), kernel, stride=factor, padding=factor // 2,
+        groups=3
     ).permute(0, 2, 3, 1).numpy()
-    ours = to_numpy(BilinearUpsampling(8)(x))
-    assert ours.shape == ref.shape == (2, 8 * size[0], 8 * size[1], 3)
+    ours = to_numpy(BilinearUpsampling(factor)(x))
+    assert ours.shape == ref.shape == (2, factor * size[0], factor * size[1], 3)
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
-    image = np.zeros((2, 8 * size[0] - 5, 8 * size[1] - 3, 1), "float32")
-    cropped = to_numpy(BilinearUpsampling(8)([x, image]))
+    image = np.zeros((2, factor * size[0] - 5, factor * size[1] - 3, 1), "float32")
+    cropped = to_numpy(BilinearUpsampling(factor)([x, image]))
     np.testing.assert_allclose(cropped, ref[:, : image.shape[1], : image.shape[2]], atol=1e-5)
 
 

@@ -29,6 +29,7 @@ def _demo(args):
     import numpy as np
 
     import keras_drn
+    from keras_drn import precision
     from keras_drn.data import CLASS_NAMES, scene_split
     from keras_drn.evaluation import confusion_matrix, iou_table
     from keras_drn.training import compile_segmenter
@@ -38,10 +39,12 @@ def _demo(args):
     x_train, y_train, x_val, y_val, statistics = scene_split(
         args.train, args.val, size=args.size, seed=args.seed)
     classes = len(CLASS_NAMES)
+    policy = precision.apply(args.mixed_precision)
     model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, head=args.head,
                                    preprocessing=statistics)
     print(
-        f"{model.name}: {model.count_params():,} parameters, backend {keras.backend.backend()}; "
+        f"{model.name}: {model.count_params():,} parameters, backend {keras.backend.backend()}, "
+        f"{policy}; "
         f"{args.train} training and {args.val} validation scenes of {args.size}x{args.size} "
         f"(classes: {', '.join(CLASS_NAMES)})."
     )
@@ -505,6 +508,8 @@ def _upgrade(args):
 
 
 def build_parser():
+    from keras_drn import precision
+
     parser = argparse.ArgumentParser(
         prog="keras-drn",
         description="Dilated Residual Networks for Keras 3. Set KERAS_BACKEND to tensorflow, "
@@ -574,6 +579,8 @@ def build_parser():
     demo.add_argument("--batch-size", type=int, default=16, help="batch size")
     demo.add_argument("--learning-rate", type=float, default=2e-3, help="AdamW learning rate")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
+    demo.add_argument("--mixed-precision", default="auto", choices=precision.CHOICES,
+                      help="dtype policy (default auto, as for train)")
     demo.set_defaults(run=_demo)
     return parser
 

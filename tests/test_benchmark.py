@@ -10,6 +10,8 @@ import textwrap
 import keras
 import pytest
 
+from tests.published import PARAMETERS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -26,18 +28,19 @@ benchmark = load_tool("benchmark")
 @pytest.fixture
 def reference_dir(tmp_path):
     """A stand-in for a github.com/fyu/drn checkout: a ``drn.py`` whose ``drn_d_22`` is the
-    tests' independent PyTorch DRN (the reference's module names, avgpool and fc last)."""
+    tests' independent PyTorch DRN (the reference's module names, avgpool and fc last) with
+    the reference's depths, typed in by hand (tests/published.py), not keras_drn's."""
     pytest.importorskip("torch")
     folder = tmp_path / "drn"
     folder.mkdir()
     (folder / "drn.py").write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from keras_drn.models.drn import VARIANTS
+        from tests.published import DEPTHS
         from tests.weights.torch_reference import Net
 
         def drn_d_22(pretrained=False, num_classes=1000):
-            model = Net("D", False, VARIANTS["drn_d_22"].depths, num_classes)
+            model = Net("D", False, DEPTHS["drn_d_22"], num_classes)
             model.out_dim = 512
             return model
     """))
@@ -90,6 +93,8 @@ def test_benchmark_reference_classifier(reference_dir):
     workload = benchmark.Workload("drn_d_22", "classification", 224, 224, 1, "inference")
     reference = benchmark.import_reference(str(reference_dir))
     side = benchmark.ReferenceSide(reference, workload, "float32")
+    # The stand-in is the reference's network: its published parameter count.
+    assert sum(p.numel() for p in side.model.parameters()) == PARAMETERS["drn_d_22"]
     assert tuple(side._forward().shape) == (1, 1000)
     side.step()
 

@@ -340,3 +340,17 @@ def test_build_classifier_loads_the_backbone_weights_file(tmp_path):
     assert set(loaded) == set(expected)
     for name, value in loaded.items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_train_starts_from_the_backbone_weights_file(run, tmp_path):
+    """train(backbone_weights=file) builds on the file: after a head-only epoch (the backbone
+    frozen, its BatchNormalization in inference mode) the run's backbone still holds the
+    file's values, moving statistics included."""
+    root, _, _ = run
+    path, expected = backbone_weights_file(tmp_path)
+    model, _ = classify.train(**dict(_arguments(root), output_dir=str(tmp_path / "run"),
+                                     backbone_weights=str(path), epochs=0))
+    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
+    assert set(loaded) == set(expected)
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

@@ -1,4 +1,5 @@
-"""The examples run end to end offline, at small sizes (slow: CI runs them on one backend)."""
+"""The examples run end to end offline, at small sizes (slow: CI runs them on one backend),
+and their backend-dependent parts on every backend."""
 
 import csv
 import json
@@ -47,6 +48,55 @@ def test_finetune_segmentation_freezes_then_unfreezes(tmp_path, capsys):
     assert model.output_shape == (None, None, None, 4)
     if keras.backend.backend() == "tensorflow":
         assert (out_dir / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_finetune_segmentation_freezing_trains_the_right_weights():
+    """The example's own freeze and unfreeze on every backend (the run above is slow, so CI
+    runs it on TensorFlow only), as its main uses them, recompiling after each: one SGD step
+    after freezing moves every trainable head weight and nothing of the backbone (its
+    BatchNormalization in inference mode: moving statistics kept); after unfreezing with
+    train_bn=False it moves every backbone weight but those of BatchNormalization."""
+    from keras_drn.training import compile_segmenter
+
+    example = _example("finetune_segmentation")
+    keras.utils.set_random_seed(0)
+    model = keras_drn.DRNSegmenter("drn_d_22", num_classes=3)
+    names = example["backbone_layer_names"]("drn_d_22")
+    backbone = [layer for layer in model.layers if layer.name in names]
+    assert backbone and len(backbone) < len(model.layers)
+    assert len({w.path for w in model.weights}) == len(model.weights)  # paths name them
+    batchnorm = {w.path for layer in backbone
+                 for inner in layer._flatten_layers(include_self=True, recursive=True)
+                 if isinstance(inner, keras.layers.BatchNormalization) for w in inner.weights}
+    in_backbone = {w.path for layer in backbone for w in layer.weights}
+    assert batchnorm and batchnorm < in_backbone
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 3, (2, 16, 16)).astype("int32")
+
+    def moved():
+        compile_segmenter(model, 3, optimizer=keras.optimizers.SGD(0.5))
+        before = [keras.ops.convert_to_numpy(w) for w in model.weights]
+        model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+        return {w.path for w, old in zip(model.weights, before)
+                if not np.array_equal(keras.ops.convert_to_numpy(w), old)}
+
+    example["set_backbone_trainable"](model, "drn_d_22", False)
+    head = {w.path for w in model.trainable_weights}
+    assert head and not head & in_backbone
+    assert example["count_trainable"](model) == sum(
+        int(np.prod(w.shape)) for w in model.weights if w.path in head)
+    changed = moved()
+    assert changed == head, f"moved outside the head: {sorted(changed - head)[:5]}, " \
+        f"head weights not moved: {sorted(head - changed)[:5]}"
+
+    example["set_backbone_trainable"](model, "drn_d_22", True, train_bn=False)
+    assert {w.path for w in model.trainable_weights} == head | (in_backbone - batchnorm)
+    changed = moved()
+    assert not changed & batchnorm, f"BatchNormalization learned with train_bn=False: " \
+        f"{sorted(changed & batchnorm)[:5]}"
+    assert changed == head | (in_backbone - batchnorm), sorted(
+        (head | (in_backbone - batchnorm)) - changed)[:5]
 
 
 @pytest.mark.slow

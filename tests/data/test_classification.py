@@ -1,5 +1,6 @@
 import csv
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -176,7 +177,9 @@ def test_evaluation_images_are_centre_cropped_and_resized_as_pil_does(tmp_path):
         assert np.abs(image - expected).mean() < 0.6, name
 
 
-@pytest.mark.slow  # RandAugment's graph takes ~40 s to build on a CPU
+# RandAugment inside tf.data builds in ~2 s on TensorFlow and PyTorch, ~30 s on JAX (measured
+# 2026-12-02): slow there only.
+@pytest.mark.slow if keras.backend.backend() == "jax" else (lambda test: test)
 def test_rand_augment_changes_the_training_images_and_keeps_them_0_255(tmp_path):
     """rand_augment=True adds RandAugment to the same seeded crops: the same examples in the
     same order, other pixels, still on the 0-255 scale."""
@@ -200,5 +203,8 @@ def test_rand_augment_changes_the_training_images_and_keeps_them_0_255(tmp_path)
     np.testing.assert_array_equal(labels, plain_labels)
     assert augmented.shape == plain.shape == (8, 12, 12, 3) and augmented.dtype == np.float32
     assert 0 <= augmented.min() and augmented.max() <= 255
+    # Still the 0-255 scale, not clipped to 0-1 (RandAugment told value_range=(0, 1)): each
+    # image of uniform noise keeps bright pixels.
+    assert augmented.reshape(8, -1).max(axis=1).min() > 128
     changed = [np.abs(a - p).mean() > 1 for a, p in zip(augmented, plain)]
     assert np.mean(changed) >= 0.5

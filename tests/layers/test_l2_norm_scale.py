@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_drn.layers import L2NormScale
-from tests.helpers import random_input, run_layer_test, to_numpy
+from tests.helpers import MIXED_EPSILON, random_input, run_layer_test, to_numpy
 
 
 def test_standard_checks(tmp_path):
@@ -38,3 +38,30 @@ def test_float16_large_activations_do_not_overflow():
 def test_negative_epsilon_is_refused():
     with pytest.raises(ValueError, match="epsilon"):
         L2NormScale(epsilon=-1.0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_rounds_only_once(policy):
+    # The norm runs in float32 (the docstring), so the only rounding is the final cast to the
+    # compute dtype: every output is within half an ulp of the float64 value. Computed in the
+    # compute dtype, the squares, the sum, the root, the division and the scale each round
+    # again (and float16 squares underflow at 1e-3 and overflow at 300): far off.
+    compute = keras.DTypePolicy(policy).compute_dtype
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 3, 2, 2048)) * np.array([1e-3, 1.0, 300.0])[None, :, None, None]
+    x = to_numpy(keras.ops.cast(keras.ops.cast(x.astype("float32"), compute), "float32"))
+    layer = L2NormScale(dtype=policy)
+    y = layer(x)
+    assert keras.backend.standardize_dtype(y.dtype) == compute
+    y = to_numpy(keras.ops.cast(y, "float32")).astype("float64")
+    x = x.astype("float64")
+    expected = 20.0 * x / np.sqrt(np.sum(x**2, axis=-1, keepdims=True))
+    half_ulp = MIXED_EPSILON[policy] / 2
+    # Relative half ulp (float32's own error is 1e-7), and half the float16 subnormal spacing
+    # for the outputs near zero.
+    bound = half_ulp * np.abs(expected) * (1 + 1e-4) + 2.0**-25
+    error = np.abs(y - expected)
+    worst = np.unravel_index(np.argmax(error / bound), error.shape)
+    assert np.all(error <= bound), (
+        f"{policy}: {np.mean(error > bound):.1%} of outputs off by more than one rounding; "
+        f"worst {y[worst]} vs {expected[worst]} (row {worst[1]})")

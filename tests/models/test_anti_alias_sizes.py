@@ -23,7 +23,10 @@ def _todays_pad(x, pads, mode="reflect"):
 @pytest.mark.parametrize("variant, anti_alias", [("drn_c_26", "adaptive"), ("drn_d_22", "blur")])
 def test_backbones_at_tiny_sizes(variant, anti_alias):
     model = keras_drn.get_model(variant, include_top=False, anti_alias=anti_alias)
-    for height, width in SIZES:
+    # AdaptiveBlurPool failed below 5 px: 8 x 8 (which worked) is left to BlurPool, whose
+    # limit was 9 px; each size is a compilation per layer on JAX.
+    sizes = SIZES if anti_alias == "blur" else [s for s in SIZES if min(s) < 8]
+    for height, width in sizes:
         features = to_numpy(model(random_input((1, height, width, 3)), training=False))
         # Output stride 8, ceil at every subsampling.
         assert features.shape == (1, -(-height // 8), -(-width // 8), 512)

@@ -193,8 +193,11 @@ def test_size_one_filters_give_the_plain_model(name, anti_alias, monkeypatch):
     np.testing.assert_allclose(ours, to_numpy(plain(x, training=False)), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, anti_alias", [("drn_a_18", "blur"), ("drn_c_26", "adaptive"),
-                                              ("drn_d_22", "blur")])
+# Both filter kinds train on every backend (A-18 adaptive, D-22 blur); DRN-C-26 with adaptive
+# filters (about 25 s on JAX) is slow, so CI trains it on TensorFlow only.
+@pytest.mark.parametrize("name, anti_alias", [
+    ("drn_a_18", "adaptive"), ("drn_d_22", "blur"),
+    pytest.param("drn_c_26", "adaptive", marks=pytest.mark.slow)])
 def test_anti_aliased_variants_train(name, anti_alias):
     model = keras_drn.get_model(name, classes=3, anti_alias=anti_alias)
     x = random_input((2, 37, 45, 3))

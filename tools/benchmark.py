@@ -76,6 +76,8 @@ SUITES = {
         Workload("drn_c_26", "classification", 224, 224, 8, "inference"),
         Workload("drn_d_22", "classification", 224, 224, 8, "inference"),
         Workload("drn_d_22", "segmentation", 512, 1024, 1, "inference"),
+        Workload("drn_d_22", "segmentation", 128, 128, 4, "training"),
+        Workload("drn_d_22", "segmentation", 256, 256, 4, "training"),
     ),
     "gpu": (
         Workload("drn_c_26", "classification", 224, 224, 64, "training"),

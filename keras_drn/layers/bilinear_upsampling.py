@@ -10,13 +10,16 @@ import numpy as np
 from keras import layers, ops
 
 
+def _center(factor):
+    """The centre ``c`` of the reference's bilinear profile ``1 - |i / factor - c|``."""
+    return (2 * factor - 1 - factor % 2) / (2.0 * factor)
+
+
 def bilinear_kernel(factor):
     """The ``(2 * factor, 2 * factor)`` bilinear kernel of the reference's ``fill_up_weights``:
     the outer product of the profile ``1 - |i / factor - c|`` with ``c = (2 * factor - 1 -
     factor % 2) / (2 * factor)`` (for ``factor=8``: ``1 - |i / 8 - 0.9375|``, i = 0..15)."""
-    size = 2 * factor
-    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
-    profile = 1 - np.abs(np.arange(size) / factor - center)
+    profile = 1 - np.abs(np.arange(2 * factor) / factor - _center(factor))
     return np.outer(profile, profile).astype("float32")
 
 
@@ -25,10 +28,9 @@ def upsampling_matrix(factor, size, out_size, dtype):
     (stride ``factor``, the ``bilinear_kernel`` profile, padding ``factor // 2``), for the first
     ``out_size <= factor * size`` outputs: entry ``(o, i)`` is the profile at ``o + factor // 2
     - factor * i`` where that is a tap of the kernel, else 0. ``size`` may be symbolic."""
-    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
     tap = (ops.arange(out_size, dtype="int32")[:, None] + factor // 2
            - factor * ops.arange(size, dtype="int32")[None, :])
-    weight = 1 - ops.abs(ops.cast(tap, "float32") / factor - center)
+    weight = 1 - ops.abs(ops.cast(tap, "float32") / factor - _center(factor))
     inside = ops.logical_and(tap >= 0, tap < 2 * factor)
     return ops.cast(ops.where(inside, weight, 0.0), dtype)
 

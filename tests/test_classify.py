@@ -331,15 +331,20 @@ def test_mixed_precision_auto_sets_the_policy_of_this_machine(run, monkeypatch, 
     assert keras.config.dtype_policy().name == policy
 
 
+def _assert_backbone_holds(model, expected):
+    """Every weight of the model's "backbone" equals the file's value under its path."""
+    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
+    assert set(loaded) == set(expected)
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
 def test_build_classifier_loads_the_backbone_weights_file(tmp_path):
     """Every backbone weight of build_classifier(weights=file) holds the file's values (the
     classifier's own fc aside): moving statistics included, set away from their init here."""
     path, expected = backbone_weights_file(tmp_path)
     model = classify.build_classifier(3, "drn_d_22", weights=str(path))
-    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
-    assert set(loaded) == set(expected)
-    for name, value in loaded.items():
-        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    _assert_backbone_holds(model, expected)
 
 
 def test_train_starts_from_the_backbone_weights_file(run, tmp_path):
@@ -350,7 +355,4 @@ def test_train_starts_from_the_backbone_weights_file(run, tmp_path):
     path, expected = backbone_weights_file(tmp_path)
     model, _ = classify.train(**dict(_arguments(root), output_dir=str(tmp_path / "run"),
                                      backbone_weights=str(path), epochs=0))
-    loaded = {w.path: keras.ops.convert_to_numpy(w) for w in model.get_layer("backbone").weights}
-    assert set(loaded) == set(expected)
-    for name, value in loaded.items():
-        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    _assert_backbone_holds(model, expected)

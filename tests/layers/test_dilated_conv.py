@@ -44,11 +44,16 @@ def test_same_outputs_and_gradients_as_keras_conv2d(kwargs):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _traced(layer, spec):
+    import tensorflow as tf
+
+    return tf.function(layer).get_concrete_function(spec)
+
+
 def _op_types(layer, x):
     import tensorflow as tf
 
-    graph = tf.function(layer).get_concrete_function(tf.TensorSpec(x.shape)).graph
-    return {op.type for op in graph.get_operations()}
+    return {op.type for op in _traced(layer, tf.TensorSpec(x.shape)).graph.get_operations()}
 
 
 @on_tensorflow
@@ -96,11 +101,10 @@ def test_reference_conv_pads_like_pytorch(size, strides, dilation):
     assert not conv.use_bias
 
 
-def _conv_input_batches(layer, spec):
-    import tensorflow as tf
-
-    graph = tf.function(layer).get_concrete_function(spec).graph
-    return [op.inputs[0].shape[0] for op in graph.get_operations() if op.type == "Conv2D"]
+def _conv_input_batches(traced):
+    """The batch size of each Conv2D op's input in the traced graph."""
+    return [op.inputs[0].shape[0] for op in traced.graph.get_operations()
+            if op.type == "Conv2D"]
 
 
 @on_tensorflow
@@ -121,8 +125,8 @@ def test_one_image_runs_as_two_halves_on_a_tensorflow_cpu(height, width, dilatio
     plain.build(x.shape)
     plain.set_weights(ours.get_weights())
     spec = tf.TensorSpec((1, None, None, channels) if dynamic else x.shape)
-    assert _conv_input_batches(ours, spec) == [2]
-    run = tf.function(ours).get_concrete_function(spec)
+    run = _traced(ours, spec)
+    assert _conv_input_batches(run) == [2]
     np.testing.assert_allclose(run(tf.constant(x)).numpy(), to_numpy(plain(x)), rtol=1e-5,
                                atol=1e-5)
     gradients = []
@@ -142,14 +146,14 @@ def test_no_split_for_batches_narrow_or_strided_convolutions_and_export_graphs()
 
     channels = dilated_conv.SPLIT_MIN_CHANNELS
     wide = DilatedConv2D(channels, 3, padding="same")
-    assert _conv_input_batches(wide, tf.TensorSpec((2, 8, 8, channels))) == [2]
-    assert _conv_input_batches(wide, tf.TensorSpec((None, 8, 8, channels))) == [None]
+    assert _conv_input_batches(_traced(wide, tf.TensorSpec((2, 8, 8, channels)))) == [2]
+    assert _conv_input_batches(_traced(wide, tf.TensorSpec((None, 8, 8, channels)))) == [None]
     with dilated_conv.plain_convolutions():
-        assert _conv_input_batches(wide, tf.TensorSpec((1, 8, 8, channels))) == [1]
+        assert _conv_input_batches(_traced(wide, tf.TensorSpec((1, 8, 8, channels)))) == [1]
     narrow = DilatedConv2D(channels // 2, 3, padding="same")
-    assert _conv_input_batches(narrow, tf.TensorSpec((1, 8, 8, channels))) == [1]
+    assert _conv_input_batches(_traced(narrow, tf.TensorSpec((1, 8, 8, channels)))) == [1]
     strided = DilatedConv2D(channels, 3, strides=2, padding="valid")
-    assert _conv_input_batches(strided, tf.TensorSpec((1, 9, 9, channels))) == [1]
+    assert _conv_input_batches(_traced(strided, tf.TensorSpec((1, 9, 9, channels)))) == [1]
 
 
 def test_export_traces_plain_convolutions(monkeypatch):

@@ -16,13 +16,17 @@ from keras import ops
 # flat 20 eps (float16) and 10 eps (bfloat16) were 10-40x the rounding error.
 MIXED_EPSILON = {"mixed_float16": 2.0**-10, "mixed_bfloat16": 2.0**-7}
 MIXED_OPS = {
-    "BlurPool": 1,  # one depthwise conv
+    # One depthwise conv, counted as 3 for float16: where oneDNN has no float16 path (an AMD EPYC with
+    # AVX-512 BF16, 2026-12-02) TensorFlow's Eigen kernel rounds its partial sums, measured
+    # 1.04-1.58 eps for filters 3-7 (the filter-7 sum has 49 taps). bfloat16 is unaffected.
+    "BlurPool": 3,
     "BilinearUpsampling": 2,  # two matrix products (one per axis)
     "DilatedConv2D": 1,
     "L2NormScale": 1,  # float32 inside, one cast out
     "GlobalContext": 1,  # two L2NormScale side by side, concatenated
     "GlobalConvBlock": 3,  # two convs in sequence, then the add of the branches
     "BoundaryRefinement": 3,  # conv, conv, residual add
+    "FusedBatchNormalization": 1,  # one normalisation (statistics in float32)
     "AdaptiveBlurPool": 3,  # conv, BN (softmax in float32), the weighted sum
     "DilatedResidualBlock": 6,  # up to conv-BN-conv-BN-conv-BN plus the shortcut add
     "SpaceToPhase": 0,  # a rearrangement: only the input's cast rounds

@@ -89,6 +89,17 @@ def test_benchmark_runs_the_reference_in_the_same_process(reference_dir, capsys)
     assert float((kernel - kernel.T).abs().max()) < 1e-6
 
 
+def test_benchmark_times_the_keras_batch_norm_baseline_in_the_same_rounds():
+    workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 2, "training")
+    result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
+                                    batch_norm_baseline=True)
+    base = result["keras_batch_norm"]
+    assert len(base["rounds"]) == 2 and base["images_per_s"] > 0
+    assert result["fused_batch_norm_ratio"] == pytest.approx(
+        result["keras_drn"]["images_per_s"] / base["images_per_s"])
+    assert "vs Keras BN" in benchmark.format_table([result])
+
+
 def test_benchmark_reference_classifier(reference_dir):
     workload = benchmark.Workload("drn_d_22", "classification", 224, 224, 1, "inference")
     reference = benchmark.import_reference(str(reference_dir))

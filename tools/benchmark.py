@@ -20,7 +20,10 @@ channels_last with ``cudnn.benchmark`` as in the issue's baselines.
 Timing: after ``--warmup`` untimed steps per side (compilation happens there), ``--rounds``
 rounds alternate Keras and reference, ``--steps`` steps each; the images/s of a side is the
 median over rounds, and the ratio is Keras / reference. Alternating rounds keeps the ratio
-honest on a noisy machine: a slow spell hits both sides.
+honest on a noisy machine: a slow spell hits both sides. ``--batch-norm-baseline`` adds a third
+side, the same Keras model traced on Keras's own BatchNormalization path instead of
+TensorFlow's fused kernel (``keras_drn.layers.fused_batch_norm``), and prints keras_drn /
+that side as "vs Keras BN".
 
 Peak memory: on a GPU, the framework allocator's peak (``torch.cuda.max_memory_allocated``,
 JAX ``memory_stats()["peak_bytes_in_use"]``, TensorFlow ``get_memory_info``); on the CPU, the
@@ -385,11 +388,29 @@ def _prepare(factory, warmup):
     return side, (sampler.growth if peak is None else peak), time.perf_counter() - start
 
 
+class KerasBatchNormSide(KerasSide):
+    """The same model traced with Keras's own BatchNormalization path (``keras_batch_norm``):
+    the baseline of ``--batch-norm-baseline`` (a trace, so warm-up runs inside it too)."""
+
+    name = "keras_batch_norm"
+
+
+def _prepare_keras_batch_norm(workload, precision, jit, dilation_strategy, warmup):
+    from keras_drn.layers.fused_batch_norm import keras_batch_norm
+
+    with keras_batch_norm():
+        return _prepare(lambda: KerasBatchNormSide(workload, precision, jit,
+                                                   dilation_strategy=dilation_strategy), warmup)
+
+
 def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, rounds=3,
-                 channels_last=None, dilation_strategy="auto"):
+                 channels_last=None, dilation_strategy="auto", batch_norm_baseline=False):
     """Measures one workload; returns a dict of results (images/s are medians of rounds)."""
     sides = [_prepare(lambda: KerasSide(workload, precision, jit,
                                         dilation_strategy=dilation_strategy), warmup)]
+    if batch_norm_baseline:
+        sides.append(_prepare_keras_batch_norm(workload, precision, jit, dilation_strategy,
+                                               warmup))
     if reference is not None:
         sides.append(_prepare(
             lambda: ReferenceSide(reference, workload, precision, channels_last=channels_last),
@@ -413,6 +434,9 @@ def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, ro
     if reference is not None:
         result["ratio"] = (result["keras_drn"]["images_per_s"]
                            / result["reference"]["images_per_s"])
+    if batch_norm_baseline:
+        result["fused_batch_norm_ratio"] = (result["keras_drn"]["images_per_s"]
+                                            / result["keras_batch_norm"]["images_per_s"])
     return result
 
 
@@ -449,6 +473,8 @@ def format_table(results):
                f"{'-':>6} ")
             + f"{ours['peak_memory_mb']:>9.0f} "
             + (f"{ref['peak_memory_mb']:>8.0f}" if ref else f"{'-':>8}")
+            + (f"  vs Keras BN {r['fused_batch_norm_ratio']:.2f}x"
+               if "fused_batch_norm_ratio" in r else "")
         )
     return "\n".join(lines)
 
@@ -476,6 +502,9 @@ def build_parser():
     parser.add_argument("--reference-layout", choices=("auto", "channels_first",
                         "channels_last"), default="auto",
                         help="reference memory format (auto: channels_last on CUDA only)")
+    parser.add_argument("--batch-norm-baseline", action="store_true",
+                        help="also time the model on Keras's BatchNormalization path (the "
+                        "fused kernel off) in the same rounds")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
@@ -516,7 +545,8 @@ def main(argv=None):
                 print(f"running {workload.label} {precision} jit={jit} ...", flush=True)
                 results.append(run_workload(workload, precision, JIT[jit], reference,
                                             args.warmup, args.steps, args.rounds,
-                                            channels_last, args.dilation_strategy))
+                                            channels_last, args.dilation_strategy,
+                                            args.batch_norm_baseline))
     info = environment(reference is not None)
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(format_table(results))

@@ -6,6 +6,7 @@ from keras_drn.layers.blur_pool import BlurPool
 from keras_drn.layers.boundary_refinement import BoundaryRefinement
 from keras_drn.layers.dilated_conv import DilatedConv2D
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
+from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 from keras_drn.layers.global_context import GlobalContext
 from keras_drn.layers.global_conv import GlobalConvBlock
 from keras_drn.layers.l2_norm_scale import L2NormScale
@@ -18,6 +19,7 @@ __all__ = [
     "BoundaryRefinement",
     "DilatedConv2D",
     "DilatedResidualBlock",
+    "FusedBatchNormalization",
     "GlobalContext",
     "GlobalConvBlock",
     "L2NormScale",

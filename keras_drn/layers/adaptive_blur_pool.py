@@ -8,6 +8,7 @@ import keras
 from keras import layers, ops
 
 from keras_drn.layers.blur_pool import pad_spatial
+from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 from keras_drn.layers.initializers import reference_conv_initializer
 
 SOFTMAX_SCOPES = ("group", "all")
@@ -100,7 +101,7 @@ class AdaptiveBlurPool(layers.Layer):
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.bn = layers.BatchNormalization(
+        self.bn = FusedBatchNormalization(
             epsilon=epsilon, momentum=momentum, dtype=self.dtype_policy, name="bn"
         )
 

@@ -35,6 +35,7 @@ import keras
 from keras import layers, ops
 
 from keras_drn.layers.initializers import reference_conv_initializer
+from keras_drn.layers.platform import tensorflow_on_cpu
 
 # Fewest input and output channels for which a single image's convolution is split in two
 # (module docstring).
@@ -55,13 +56,6 @@ def plain_convolutions():
 
 
 @functools.cache
-def tensorflow_on_cpu():
-    """True when TensorFlow sees no GPU (the row split is a oneDNN CPU workaround)."""
-    import tensorflow as tf
-
-    return not tf.config.list_logical_devices("GPU")
-
-
 @functools.cache
 def native_dilation_supported(dtype="float32"):
     """True if TensorFlow's CPU kernels differentiate natively dilated convolutions of

@@ -11,6 +11,7 @@ from keras import layers, ops
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.blur_pool import BlurPool
 from keras_drn.layers.dilated_conv import pad_symmetric, reference_conv
+from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 
 BLOCKS = {"basic": 1, "bottleneck": 4}  # block kind -> channel expansion
 ANTI_ALIAS = (None, "blur", "adaptive")
@@ -142,7 +143,7 @@ class DilatedResidualBlock(layers.Layer):
         return reference_conv(filters, kernel_size, strides, dilation, name, self.dtype_policy)
 
     def _bn(self, name):
-        return layers.BatchNormalization(
+        return FusedBatchNormalization(
             epsilon=self.epsilon, momentum=self.momentum, dtype=self.dtype_policy, name=name
         )
 

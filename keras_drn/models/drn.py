@@ -30,7 +30,9 @@ from keras_drn.layers.dilated_residual import (
     DilatedResidualBlock,
     make_anti_alias,
 )
+from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 from keras_drn.layers.phase import PhaseToSpace, SpaceToPhase
+from keras_drn.layers.platform import platform
 from keras_drn.models.variants import CHILDREN, LEVELS, STEM, VARIANTS
 from keras_drn.weights.layouts import CheckpointNames
 from keras_drn.weights.loading import load_weights, validate_weights_argument
@@ -54,23 +56,6 @@ AUTO_DILATION_STRATEGY = {
 }
 
 
-def _platform(backend):
-    """"cpu", "gpu" or "tpu": where ``backend`` runs by default."""
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend()
-    if backend == "torch":
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
-    return "cpu"
-
-
 def resolve_dilation_strategy(dilation_strategy):
     """``"direct"`` or ``"phase"``: ``dilation_strategy`` itself, or for ``"auto"`` the entry
     of ``AUTO_DILATION_STRATEGY`` for the current backend and device."""
@@ -82,7 +67,7 @@ def resolve_dilation_strategy(dilation_strategy):
     if dilation_strategy != "auto":
         return dilation_strategy
     backend = keras.backend.backend()
-    return AUTO_DILATION_STRATEGY.get((backend, _platform(backend)), "direct")
+    return AUTO_DILATION_STRATEGY.get((backend, platform(backend)), "direct")
 
 
 def feature_info(variant):
@@ -124,7 +109,7 @@ def checkpoint_names(variant):
 
 
 def _bn(name):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 def _strided_conv(x, filters, kernel_size, name):

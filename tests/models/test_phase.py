@@ -44,11 +44,11 @@ def _train_step(model, x, target):
     return [to_numpy(w) - old for w, old in zip(model.weights, before)]
 
 
-def _check_equal(direct, phase, size, train=True):
+def _check_equal(direct, phase, size, train=True, batch=2):
     """Inference and training-mode outputs; then one SGD step (lr 1: the update is minus the
     gradient) in training mode: the same gradient for every weight and the same
     BatchNormalization moving statistics."""
-    x = random_input((2, size, size, 3))
+    x = random_input((batch, size, size, 3))
     for training in (False, True):
         expected = to_numpy(direct(x, training=training))
         np.testing.assert_allclose(to_numpy(phase(x, training=training)), expected,
@@ -107,7 +107,9 @@ def test_drn_c_and_a_phase_equal_direct(variant, size, rearrangements, max_dilat
 @pytest.mark.slow  # two more training-step compilations per model: DRN-D-22's run everywhere
 @pytest.mark.parametrize("variant, size", [case[:2] for case in CASES])
 def test_drn_c_and_a_phase_gradients_equal_direct(variant, size):
-    _check_equal(*_pair(variant, size), size)
+    # A batch of 4: with 2 images DRN-C-26's 6x6 maps make the float32 gradient ill-conditioned
+    # (3e-2 from float64's for either strategy), so any change of summation order shows.
+    _check_equal(*_pair(variant, size), size, batch=4)
 
 
 def test_levels_whose_size_is_not_a_multiple_run_directly():

@@ -56,7 +56,6 @@ def plain_convolutions():
 
 
 @functools.cache
-@functools.cache
 def native_dilation_supported(dtype="float32"):
     """True if TensorFlow's CPU kernels differentiate natively dilated convolutions of
     ``dtype`` (oneDNN does for float32 and bfloat16, not for float16)."""

@@ -1,11 +1,17 @@
 """Where the current Keras backend runs: the one place layers and models ask it."""
 
+import functools
+
 import keras
 
 
 def platform(backend=None):
     """``"cpu"``, ``"gpu"`` or ``"tpu"``: where ``backend`` (default: Keras's) runs by default."""
-    backend = backend or keras.backend.backend()
+    return _platform(backend or keras.backend.backend())
+
+
+@functools.cache  # asked at every trace of a layer; devices do not change within a process
+def _platform(backend):
     if backend == "jax":
         import jax
 

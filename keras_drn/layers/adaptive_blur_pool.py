@@ -47,6 +47,11 @@ class AdaptiveBlurPool(layers.Layer):
             (the paper's best: 8).
         softmax_scope: ``"group"`` or ``"all"``, see above.
         epsilon, momentum: BatchNormalization settings (PyTorch defaults).
+        batch_norm: ``True`` (default): the logits' BatchNormalization, as in the paper.
+            ``False``: the inference form that ``keras_drn.fold_batch_norm`` builds, the
+            BatchNormalization folded into the convolution: the convolution has a bias and a
+            weightless ``keras.layers.Identity`` named ``bn`` takes the BatchNormalization's
+            place. For inference and export of trained weights, not for training from scratch.
 
     Input shape: ``(batch, height, width, channels)``, any height and width >= 1: a side not
     larger than ``kernel_size // 2`` is padded by repeated reflection
@@ -67,6 +72,7 @@ class AdaptiveBlurPool(layers.Layer):
         softmax_scope="group",
         epsilon=1e-5,
         momentum=0.9,
+        batch_norm=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,27 +89,33 @@ class AdaptiveBlurPool(layers.Layer):
             raise ValueError(
                 f"softmax_scope must be one of {SOFTMAX_SCOPES}; received {softmax_scope!r}."
             )
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be True or False; received {batch_norm!r}.")
         self.kernel_size = kernel_size
         self.strides = strides
         self.groups = groups
         self.softmax_scope = softmax_scope
         self.epsilon = epsilon
         self.momentum = momentum
+        self.batch_norm = batch_norm
         taps = groups * kernel_size * kernel_size
         self.conv = layers.Conv2D(
             taps,
             kernel_size,
             strides=strides,
             padding="valid",
-            use_bias=False,
+            use_bias=not batch_norm,
             kernel_initializer=reference_conv_initializer(),
             data_format="channels_last",
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.bn = FusedBatchNormalization(
-            epsilon=epsilon, momentum=momentum, dtype=self.dtype_policy, name="bn"
-        )
+        if batch_norm:
+            self.bn = FusedBatchNormalization(
+                epsilon=epsilon, momentum=momentum, dtype=self.dtype_policy, name="bn"
+            )
+        else:
+            self.bn = layers.Identity(dtype=self.dtype_policy, name="bn")
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -185,5 +197,6 @@ class AdaptiveBlurPool(layers.Layer):
             softmax_scope=self.softmax_scope,
             epsilon=self.epsilon,
             momentum=self.momentum,
+            batch_norm=self.batch_norm,
         )
         return config

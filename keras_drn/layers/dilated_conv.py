@@ -149,9 +149,11 @@ def symmetric_padding(kernel_size, dilation=1):
     return dilation * (kernel_size - 1) // 2
 
 
-def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype=None):
+def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype=None,
+                   use_bias=False):
     """The reference's bias-free ``Conv2d(k, stride, padding=dilation * (k - 1) // 2)`` as a
-    ``DilatedConv2D`` (the reference's He fan-out initialisation).
+    ``DilatedConv2D`` (the reference's He fan-out initialisation); ``use_bias=True`` adds a
+    bias, zero-initialised (the form that absorbs a folded BatchNormalization).
 
     PyTorch pads symmetrically; Keras's "same" does too at stride 1 but pads (0, 1) at stride
     2 on even sizes. So a stride-2 conv is "valid" and needs ``pad_symmetric`` (or a
@@ -165,7 +167,7 @@ def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype
         strides=strides,
         dilation_rate=dilation,
         padding="valid" if strides > 1 else "same",
-        use_bias=False,
+        use_bias=use_bias,
         kernel_initializer=reference_conv_initializer(),
         data_format="channels_last",
         dtype=dtype,

@@ -20,8 +20,10 @@ ANTI_ALIAS = (None, "blur", "adaptive")
 DEFAULT_FILTER_SIZE = {"blur": 4, "adaptive": 3}
 
 
-def make_anti_alias(kind, channels, filter_size=None, groups=8, name=None, dtype=None):
-    """A stride-2 low-pass downsampling layer: ``BlurPool`` or ``AdaptiveBlurPool``."""
+def make_anti_alias(kind, channels, filter_size=None, groups=8, name=None, dtype=None,
+                    batch_norm=True):
+    """A stride-2 low-pass downsampling layer: ``BlurPool`` or ``AdaptiveBlurPool`` (with
+    ``batch_norm``, see ``AdaptiveBlurPool``)."""
     if kind not in ANTI_ALIAS[1:]:
         raise ValueError(
             f"anti_alias must be one of {ANTI_ALIAS}; received anti_alias={kind!r}."
@@ -30,7 +32,8 @@ def make_anti_alias(kind, channels, filter_size=None, groups=8, name=None, dtype
     if kind == "blur":
         return BlurPool(filter_size=size, strides=2, name=name, dtype=dtype)
     return AdaptiveBlurPool(
-        kernel_size=size, strides=2, groups=min(groups, channels), name=name, dtype=dtype
+        kernel_size=size, strides=2, groups=min(groups, channels), batch_norm=batch_norm,
+        name=name, dtype=dtype,
     )
 
 
@@ -57,8 +60,9 @@ class DilatedResidualBlock(layers.Layer):
 
     The shortcut is the identity, or a 1x1 conv (stride) + BN projection named
     ``downsample_conv``/``downsample_bn`` when the stride is not 1 or the channel count
-    changes. Convolutions have no bias. Padding is symmetric (PyTorch semantics): stride-2
-    convolutions pad explicitly, since TensorFlow's "same" pads (0, 1) at even sizes.
+    changes. Convolutions have no bias (unless ``batch_norm=False``). Padding is symmetric
+    (PyTorch semantics): stride-2 convolutions pad explicitly, since TensorFlow's "same" pads
+    (0, 1) at even sizes.
     BatchNormalization uses PyTorch's epsilon 1e-5 and momentum 0.1 (Keras momentum 0.9).
 
     With ``anti_alias`` ("blur" or "adaptive") and stride 2, strided convolutions run at
@@ -79,6 +83,13 @@ class DilatedResidualBlock(layers.Layer):
             adaptive).
         anti_alias_groups: channel groups of ``AdaptiveBlurPool`` (default 8).
         epsilon, momentum: BatchNormalization settings (PyTorch defaults).
+        batch_norm: ``True`` (default): each convolution is followed by BatchNormalization,
+            as in the reference. ``False``: the inference form that
+            ``keras_drn.fold_batch_norm`` builds, each BatchNormalization folded into the
+            convolution before it: the convolutions have a bias, and a weightless
+            ``keras.layers.Identity`` takes each BatchNormalization's place and name (also
+            inside an ``AdaptiveBlurPool``). For inference and export of trained weights;
+            trained from scratch it would be a DRN without normalisation.
 
     Input shape: ``(batch, height, width, channels)``.
     Output shape: ``(batch, ceil(height / strides), ceil(width / strides),
@@ -102,6 +113,7 @@ class DilatedResidualBlock(layers.Layer):
         anti_alias_groups=8,
         epsilon=1e-5,
         momentum=0.9,
+        batch_norm=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -117,6 +129,8 @@ class DilatedResidualBlock(layers.Layer):
             raise ValueError(
                 f"anti_alias must be one of {ANTI_ALIAS}; received anti_alias={anti_alias!r}."
             )
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be True or False; received {batch_norm!r}.")
         self.filters = filters
         self.block = block
         self.strides = strides
@@ -133,6 +147,7 @@ class DilatedResidualBlock(layers.Layer):
         self.anti_alias_groups = anti_alias_groups
         self.epsilon = epsilon
         self.momentum = momentum
+        self.batch_norm = batch_norm
         self.out_channels = filters * BLOCKS[block]
         self._blurred = anti_alias is not None and strides > 1
         # The strided conv: the first 3x3 (basic) or the 3x3 (bottleneck).
@@ -140,9 +155,12 @@ class DilatedResidualBlock(layers.Layer):
 
     def _conv(self, filters, kernel_size, name, strides=1, dilation=1):
         # Stride-2 convs pad explicitly in call() (pad_symmetric); stride 1 "same" is symmetric.
-        return reference_conv(filters, kernel_size, strides, dilation, name, self.dtype_policy)
+        return reference_conv(filters, kernel_size, strides, dilation, name, self.dtype_policy,
+                              use_bias=not self.batch_norm)
 
     def _bn(self, name):
+        if not self.batch_norm:
+            return layers.Identity(dtype=self.dtype_policy, name=name)
         return FusedBatchNormalization(
             epsilon=self.epsilon, momentum=self.momentum, dtype=self.dtype_policy, name=name
         )
@@ -201,6 +219,7 @@ class DilatedResidualBlock(layers.Layer):
             self.anti_alias_groups,
             name=name,
             dtype=self.dtype_policy,
+            batch_norm=self.batch_norm,
         )
 
     def call(self, inputs, training=None):
@@ -246,5 +265,6 @@ class DilatedResidualBlock(layers.Layer):
             anti_alias_groups=self.anti_alias_groups,
             epsilon=self.epsilon,
             momentum=self.momentum,
+            batch_norm=self.batch_norm,
         )
         return config

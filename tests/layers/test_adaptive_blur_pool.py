@@ -19,11 +19,11 @@ def _randomize_bn(layer, seed=0):
     ])
 
 
-@pytest.mark.parametrize("scope", ["group", "all"])
-def test_standard_checks(scope, tmp_path):
+@pytest.mark.parametrize("scope, batch_norm", [("group", True), ("all", True), ("group", False)])
+def test_standard_checks(scope, batch_norm, tmp_path):
     run_layer_test(
         AdaptiveBlurPool,
-        {"kernel_size": 3, "groups": 2, "softmax_scope": scope},
+        {"kernel_size": 3, "groups": 2, "softmax_scope": scope, "batch_norm": batch_norm},
         (2, 9, 10, 4),
         (2, 5, 5, 4),
         tmp_path,
@@ -138,6 +138,7 @@ def test_training_at_one_pixel():
         ({"softmax_scope": "channel"}, "softmax_scope"),
         ({"groups": 0}, "groups"),
         ({"strides": 0}, "strides"),
+        ({"batch_norm": None}, "batch_norm must be True or False"),
     ],
 )
 def test_bad_arguments(kwargs, match):

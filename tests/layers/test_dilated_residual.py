@@ -19,6 +19,13 @@ CASES = [
         (2, 9, 10, 8),
         (2, 5, 5, 32),
     ),
+    # The folded form (keras_drn.fold_batch_norm): biased convs, Identity in each BN's place.
+    (
+        {"filters": 4, "block": "bottleneck", "strides": 2, "anti_alias": "adaptive",
+         "anti_alias_groups": 4, "batch_norm": False},
+        (2, 9, 10, 8),
+        (2, 5, 5, 16),
+    ),
 ]
 
 
@@ -122,6 +129,7 @@ def test_batch_norm_uses_pytorch_defaults():
         ({"filters": 8, "dilation": (1, 2, 3)}, "dilation"),
         ({"filters": 8, "strides": 2, "dilation": 2}, "strided conv cannot also be dilated"),
         ({"filters": 8, "anti_alias": "gauss"}, "anti_alias must be one of"),
+        ({"filters": 8, "batch_norm": "no"}, "batch_norm must be True or False"),
     ],
 )
 def test_bad_arguments(kwargs, match):

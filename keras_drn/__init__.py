@@ -11,6 +11,7 @@ from keras_drn import _environment  # noqa: F401  (before Keras: backend choice,
 from keras_drn import layers, losses, metrics, submission
 from keras_drn.export import export
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model
+from keras_drn.models.fold import fold_batch_norm
 from keras_drn.models.segmenter import DRNSegmenter
 from keras_drn.models.registry import (
     DRN_A_18,
@@ -53,6 +54,7 @@ __all__ = [
     "build_drn",
     "export",
     "feature_model",
+    "fold_batch_norm",
     "get_model",
     "layers",
     "list_models",

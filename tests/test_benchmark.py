@@ -100,6 +100,20 @@ def test_benchmark_times_the_keras_batch_norm_baseline_in_the_same_rounds():
     assert "vs Keras BN" in benchmark.format_table([result])
 
 
+def test_benchmark_times_the_folded_model_in_the_same_rounds():
+    workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 1, "inference")
+    result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
+                                    fold_batch_norm=True)
+    folded = result["keras_folded"]
+    assert len(folded["rounds"]) == 2 and folded["images_per_s"] > 0
+    assert result["fold_batch_norm_ratio"] == pytest.approx(
+        folded["images_per_s"] / result["keras_drn"]["images_per_s"])
+    assert "folded" in benchmark.format_table([result])
+    side = benchmark.KerasFoldedSide(workload, "float32", "auto")
+    assert not any(isinstance(layer, keras.layers.BatchNormalization)
+                   for layer in side.model._flatten_layers(recursive=True))
+
+
 def test_benchmark_reference_classifier(reference_dir):
     workload = benchmark.Workload("drn_d_22", "classification", 224, 224, 1, "inference")
     reference = benchmark.import_reference(str(reference_dir))
@@ -115,6 +129,8 @@ def test_benchmark_reference_classifier(reference_dir):
     (["--size", "12x"], "N or HxW"),
     (["--variant", "drn_x_99"], "unknown variant 'drn_x_99'"),
     (["--reference", "/nonexistent"], "no drn.py there"),
+    (["--mode", "both", "--fold-batch-norm"], "inference only"),
+    (["--suite", "cpu", "--fold-batch-norm"], "training workloads: drn_d_22 seg 128x128"),
 ])
 def test_benchmark_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as raised:

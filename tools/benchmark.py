@@ -23,7 +23,10 @@ median over rounds, and the ratio is Keras / reference. Alternating rounds keeps
 honest on a noisy machine: a slow spell hits both sides. ``--batch-norm-baseline`` adds a third
 side, the same Keras model traced on Keras's own BatchNormalization path instead of
 TensorFlow's fused kernel (``keras_drn.layers.fused_batch_norm``), and prints keras_drn /
-that side as "vs Keras BN".
+that side as "vs Keras BN". ``--fold-batch-norm`` (inference only) adds the same model with
+BatchNormalization folded into the convolutions (``keras_drn.fold_batch_norm``) as a side and
+prints folded / keras_drn throughput as "folded"; its peak memory includes the unfolded model
+it is made from.
 
 Peak memory: on a GPU, the framework allocator's peak (``torch.cuda.max_memory_allocated``,
 JAX ``memory_stats()["peak_bytes_in_use"]``, TensorFlow ``get_memory_info``); on the CPU, the
@@ -184,6 +187,7 @@ class KerasSide:
             self.model = keras_drn.DRNSegmenter(w.variant, num_classes=classes, head="drn",
                                                 dilation_strategy=dilation_strategy)
             labels = np.random.default_rng(seed).integers(0, classes, (w.batch, w.height, w.width))
+        self.model = self.convert(self.model)
         images = np.random.default_rng(seed).random((w.batch, w.height, w.width, 3), "float32")
         self.x = keras.ops.convert_to_tensor(images)
         self.y = keras.ops.convert_to_tensor(labels.astype("int32"))
@@ -194,6 +198,10 @@ class KerasSide:
         )
         self.mode = w.mode
         keras.mixed_precision.set_dtype_policy("float32")
+
+    def convert(self, model):
+        """The model this side times, made from the one built (here: that one)."""
+        return model
 
     def step(self):
         if self.mode == "inference":
@@ -395,6 +403,18 @@ class KerasBatchNormSide(KerasSide):
     name = "keras_batch_norm"
 
 
+class KerasFoldedSide(KerasSide):
+    """The same model with BatchNormalization folded into the convolutions
+    (``keras_drn.fold_batch_norm``): the side of ``--fold-batch-norm``, inference only."""
+
+    name = "keras_folded"
+
+    def convert(self, model):
+        import keras_drn
+
+        return keras_drn.fold_batch_norm(model)
+
+
 def _prepare_keras_batch_norm(workload, precision, jit, dilation_strategy, warmup):
     from keras_drn.layers.fused_batch_norm import keras_batch_norm
 
@@ -404,13 +424,20 @@ def _prepare_keras_batch_norm(workload, precision, jit, dilation_strategy, warmu
 
 
 def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, rounds=3,
-                 channels_last=None, dilation_strategy="auto", batch_norm_baseline=False):
+                 channels_last=None, dilation_strategy="auto", batch_norm_baseline=False,
+                 fold_batch_norm=False):
     """Measures one workload; returns a dict of results (images/s are medians of rounds)."""
+    if fold_batch_norm and workload.mode != "inference":
+        raise ValueError(f"fold_batch_norm times inference only; received {workload.label}.")
     sides = [_prepare(lambda: KerasSide(workload, precision, jit,
                                         dilation_strategy=dilation_strategy), warmup)]
     if batch_norm_baseline:
         sides.append(_prepare_keras_batch_norm(workload, precision, jit, dilation_strategy,
                                                warmup))
+    if fold_batch_norm:
+        sides.append(_prepare(lambda: KerasFoldedSide(workload, precision, jit,
+                                                      dilation_strategy=dilation_strategy),
+                              warmup))
     if reference is not None:
         sides.append(_prepare(
             lambda: ReferenceSide(reference, workload, precision, channels_last=channels_last),
@@ -437,6 +464,9 @@ def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, ro
     if batch_norm_baseline:
         result["fused_batch_norm_ratio"] = (result["keras_drn"]["images_per_s"]
                                             / result["keras_batch_norm"]["images_per_s"])
+    if fold_batch_norm:
+        result["fold_batch_norm_ratio"] = (result["keras_folded"]["images_per_s"]
+                                           / result["keras_drn"]["images_per_s"])
     return result
 
 
@@ -475,6 +505,8 @@ def format_table(results):
             + (f"{ref['peak_memory_mb']:>8.0f}" if ref else f"{'-':>8}")
             + (f"  vs Keras BN {r['fused_batch_norm_ratio']:.2f}x"
                if "fused_batch_norm_ratio" in r else "")
+            + (f"  folded {r['fold_batch_norm_ratio']:.2f}x"
+               if "fold_batch_norm_ratio" in r else "")
         )
     return "\n".join(lines)
 
@@ -505,6 +537,10 @@ def build_parser():
     parser.add_argument("--batch-norm-baseline", action="store_true",
                         help="also time the model on Keras's BatchNormalization path (the "
                         "fused kernel off) in the same rounds")
+    parser.add_argument("--fold-batch-norm", action="store_true",
+                        help="also time the model with BatchNormalization folded into the "
+                        "convolutions (keras_drn.fold_batch_norm) in the same rounds; "
+                        "inference only")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
@@ -530,6 +566,11 @@ def main(argv=None):
         modes = MODES if args.mode == "both" else (args.mode,)
         workloads = [Workload(args.variant.lower().replace("-", "_"), args.task, *args.size,
                               args.batch, mode) for mode in modes]
+    training = [w.label for w in workloads if w.mode != "inference"]
+    if args.fold_batch_norm and training:
+        raise SystemExit("--fold-batch-norm times inference only (a folded model has no "
+                         "BatchNormalization to train); received training workloads: "
+                         f"{', '.join(training)}. Use --mode inference and no suite.")
     reference = import_reference(args.reference) if args.reference else None
     for workload in workloads:
         if reference and workload.task == "classification" and (workload.height,
@@ -546,7 +587,7 @@ def main(argv=None):
                 results.append(run_workload(workload, precision, JIT[jit], reference,
                                             args.warmup, args.steps, args.rounds,
                                             channels_last, args.dilation_strategy,
-                                            args.batch_norm_baseline))
+                                            args.batch_norm_baseline, args.fold_batch_norm))
     info = environment(reference is not None)
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(format_table(results))

@@ -4,6 +4,7 @@ the float32 Keras model measured in the same run.
     python tools/benchmark_export.py                      # DRN-D-22 segmenter, 19 classes, 256x256
     python tools/benchmark_export.py --task classifier --size 224 --runs 20
     python tools/benchmark_export.py --only litert:int8 --only onnx:none
+    python tools/benchmark_export.py --fold-batch-norm --only litert:none --only onnx:none
 
 Each artifact is written by ``keras_drn.export`` (so it is verified against Keras first: the
 "check" column) with a static ``--size`` x ``--size`` input, then timed on one image (batch 1)
@@ -14,9 +15,14 @@ to float32 Keras (its ``.keras`` file for the size). Weights are random: latency
 not depend on them, agreement of quantised models with Keras does a little. The model carries
 its normalisation (a ``preprocessing`` layer with ImageNet's statistics, as a deployed model
 does): every runtime takes raw 0-255 RGB and times the normalisation too.
+``--fold-batch-norm`` also measures the model with BatchNormalization folded into the
+convolutions (``keras_drn.fold_batch_norm``) in Keras and in each format, a "BN folded" row
+after each unfolded one (LiteRT's converter and ONNX Runtime's optimiser may fold some
+BatchNormalization on their own: the rows show what is left to gain).
 """
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -58,6 +64,9 @@ def parse_args(argv=None):
                         help="benchmark only these (repeatable), e.g. litert:int8, onnx:none")
     parser.add_argument("--workdir", help="where to keep the artifacts (default: a temporary "
                         "folder, deleted after)")
+    parser.add_argument("--fold-batch-norm", action="store_true",
+                        help="also measure the model with BatchNormalization folded into the "
+                        "convolutions (keras_drn.fold_batch_norm), in Keras and every format")
     return parser.parse_args(argv)
 
 
@@ -141,27 +150,40 @@ def main(argv=None):
     else:
         model = with_preprocessing(keras_drn.get_model(args.variant, classes=args.classes),
                                    IMAGENET_MEAN, IMAGENET_STD)
+    # (row label suffix, file name suffix, model)
+    variants = [("", "", model)]
+    if args.fold_batch_norm:
+        variants.append((" BN folded", "_folded", keras_drn.fold_batch_norm(model)))
     workdir = args.workdir or tempfile.mkdtemp(prefix="drn_benchmark_")
     os.makedirs(workdir, exist_ok=True)
     try:
-        keras_file = os.path.join(workdir, "model.keras")
-        model.save(keras_file)
         x = np.random.default_rng(0).uniform(0, 255, size=(1, args.size, args.size, 3))
         x = x.astype("float32")  # raw RGB: the model normalises inside
-        keras_ms = median_ms(lambda: model.predict_on_batch(x), args.runs)
-        keras_bytes = os.path.getsize(keras_file)
-        rows = [(f"Keras ({keras.backend.backend()})", "float32", keras_bytes, keras_ms,
-                 "reference")]
+        rows, expected = [], model.predict_on_batch(x)
+        for label, suffix, variant in variants:
+            keras_file = os.path.join(workdir, f"model{suffix}.keras")
+            variant.save(keras_file)
+            difference = np.abs(variant.predict_on_batch(x) - expected).max()
+            check = (f"max rel. diff {difference / np.abs(expected).max():.1e}" if suffix
+                     else "reference")
+            rows.append((f"Keras ({keras.backend.backend()}){label}", "float32",
+                         os.path.getsize(keras_file),
+                         median_ms(functools.partial(variant.predict_on_batch, x), args.runs),
+                         check))
+        keras_bytes, keras_ms = rows[0][2], rows[0][3]
         for fmt, quantize in combinations:
-            path = os.path.join(workdir, f"{fmt}_{quantize or 'float32'}{SUFFIXES[fmt]}")
-            report = export(model, path, format=fmt, input_shape=(args.size, args.size),
-                            quantize=quantize,
-                            representative_data="embedded" if quantize == "int8" else None,
-                            overwrite=True, verbose=False)
-            run, _keep = runner(fmt, path, x, args.threads)
-            rows.append((fmt, quantize or "float32", size_on_disk(path),
-                         median_ms(run, args.runs), check_text(report)))
-            print(f"measured {fmt} {quantize or 'float32'}", file=sys.stderr, flush=True)
+            for label, suffix, variant in variants:
+                path = os.path.join(workdir,
+                                    f"{fmt}_{quantize or 'float32'}{suffix}{SUFFIXES[fmt]}")
+                report = export(variant, path, format=fmt, input_shape=(args.size, args.size),
+                                quantize=quantize,
+                                representative_data="embedded" if quantize == "int8" else None,
+                                overwrite=True, verbose=False)
+                run, _keep = runner(fmt, path, x, args.threads)
+                rows.append((fmt + label, quantize or "float32", size_on_disk(path),
+                             median_ms(run, args.runs), check_text(report)))
+                print(f"measured {fmt}{label} {quantize or 'float32'}", file=sys.stderr,
+                      flush=True)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -19,10 +19,12 @@ def test_benchmark_tool_and_example_run(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="tensorflow",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     tool = [sys.executable, str(ROOT / "tools" / "benchmark_export.py"), "--size", "32",
-            "--runs", "2", "--only", "litert:none",
+            "--runs", "2", "--only", "litert:none", "--fold-batch-norm",
             "--workdir", str(tmp_path / "bench")]
     out = subprocess.run(tool, capture_output=True, text=True, env=env, check=True).stdout
     assert "| Keras (tensorflow) | float32 |" in out and "| litert | float32 |" in out
+    assert "| Keras (tensorflow) BN folded | float32 |" in out
+    assert "| litert BN folded | float32 |" in out
     assert "1.00x" in out
     example = [sys.executable, str(ROOT / "examples" / "export_mobile.py"), "--size", "32",
                "--train", "32", "--epochs", "1", "--output", str(tmp_path / "mobile")]

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.layers import DilatedResidualBlock
+from keras_drn.layers import AdaptiveBlurPool, DilatedResidualBlock
 from tests.helpers import random_input, run_layer_test, to_numpy
 
 CASES = [
@@ -190,3 +190,14 @@ def test_size_one_anti_alias_is_the_plain_strided_block(block, filters, in_chann
         by_path.pop(w.path.split("/", 1)[1]).assign(w)
     out = to_numpy(smooth(x, training=False))
     assert out.shape == expected.shape and np.abs(out - expected).max() > 1e-2
+
+
+@pytest.mark.parametrize("layer_cls", [DilatedResidualBlock, AdaptiveBlurPool])
+def test_config_saved_before_the_batch_norm_flag_loads_the_normalised_layer(layer_cls):
+    config = (layer_cls(8) if layer_cls is DilatedResidualBlock else layer_cls()).get_config()
+    del config["batch_norm"]  # .keras files written before the flag existed
+    layer = layer_cls.from_config(config)
+    assert layer.batch_norm is True
+    layer.build((None, 8, 8, 8))
+    assert any(isinstance(sub, keras.layers.BatchNormalization)
+               for sub in layer._flatten_layers(include_self=False))

@@ -2,14 +2,19 @@
 of unknown size, and onnxruntime's quantisers (float16, dynamic int8, static int8 in QDQ
 form)."""
 
+import contextlib
 import os
+
+import keras
+import numpy as np
 
 
 def write_onnx(served, path, signature, job, calibration):
     """Writes ``served`` (a TensorFlow-backend Keras model) as ONNX at ``path``, quantised as
     ``job.quantize`` (``calibration``: int8 samples as the artifact takes them)."""
     float_path = path if job.quantize is None else f"{path}.float32.onnx"
-    served.export(float_path, format="onnx", input_signature=signature, verbose=False)
+    with normalization_constants_in_graph(served):
+        served.export(float_path, format="onnx", input_signature=signature, verbose=False)
     explicit_dilated_padding(float_path)
     if job.quantize is None:
         return
@@ -23,6 +28,31 @@ def write_onnx(served, path, signature, job, calibration):
     finally:
         os.chdir(previous)
     os.unlink(float_path)
+
+
+@contextlib.contextmanager
+def normalization_constants_in_graph(model):
+    """Within this context every ``keras.layers.Normalization`` of ``model`` (such as the
+    ``preprocessing`` layer a trained model carries) traces its statistics as constants of
+    the graph.
+
+    The layer keeps its mean and variance as tensors made when it was built, so a traced
+    function captures them, and tf2onnx 1.17's ``from_function`` (which Keras's ONNX export
+    calls) takes every captured tensor that is not a variable for an input of the ONNX model:
+    onnxruntime then asks for ``.../preprocessing/Sub/y:0`` and ``.../Sqrt/x:0`` beside the
+    image. As numpy arrays, the same values enter the graph as constants (the layer's call
+    converts them where it uses them); the tensors are put back afterwards.
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.layers.Normalization)]
+    saved = [(layer.mean, layer.variance) for layer in layers]
+    try:
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.mean, layer.variance = np.asarray(mean), np.asarray(variance)
+        yield
+    finally:
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.mean, layer.variance = mean, variance
 
 
 def explicit_dilated_padding(path):

@@ -47,6 +47,41 @@ def test_onnx_any_size_dilated_conv_runs_in_onnxruntime(tmp_path):
         np.testing.assert_allclose(got, keras_outputs(model, x), atol=1e-4)
 
 
+def test_onnx_of_a_model_carrying_its_preprocessing(tmp_path):
+    """A trained model carries a ``preprocessing`` Normalization layer; tf2onnx took its
+    captured mean and variance for extra inputs of the ONNX model, which onnxruntime then
+    demanded beside the image. Its only input is the image, and it normalises with the
+    model's own statistics (checked against the model without the layer fed inputs
+    normalised here)."""
+    needs("tensorflow", "tf2onnx", "onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from keras_drn.models.preprocessing import with_preprocessing
+
+    mean, std = (0.3, 0.5, 0.7), (0.2, 0.25, 0.3)
+    core = tiny_segmenter()
+    model = with_preprocessing(core, mean, std)
+    layer = model.get_layer("preprocessing")
+    tensors = (type(layer.mean), type(layer.variance))
+    x = np.random.default_rng(4).uniform(0, 255, (2, 24, 40, 3)).astype("float32")
+    expected = keras_outputs(core, (x / 255 - np.array(mean)) / np.array(std))
+    for end_to_end in (False, True):
+        path = tmp_path / f"e2e{end_to_end}.onnx"
+        report = export(model, path, format="onnx", end_to_end=end_to_end, verbose=False)
+        assert report.passed
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == ["image"]
+        image = x.round().astype("uint8") if end_to_end else x
+        got = session.run(None, {"image": image})[0]
+        if end_to_end:
+            twin = keras_outputs(core, (image / 255 - np.array(mean)) / np.array(std))
+            assert (got == twin.argmax(-1)).mean() > 0.999
+        else:
+            np.testing.assert_allclose(got, expected, atol=1e-4)
+    # The layer's statistics are its own tensors again after the export.
+    assert (type(layer.mean), type(layer.variance)) == tensors
+    np.testing.assert_allclose(keras_outputs(model, x), expected, atol=1e-4)
+
+
 def test_onnx_float16_needs_a_static_size(tmp_path):
     needs("tensorflow", "tf2onnx", "onnx", "onnxruntime")
     with pytest.raises(ValueError, match="ONNX float16 needs a static size"):

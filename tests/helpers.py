@@ -43,6 +43,43 @@ def to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
+def value_and_gradients(fn, x, variables=()):
+    """``fn(x)``, a scalar, and its gradients with respect to ``x`` and to the Keras
+    ``variables`` it reads, by the current backend's autodiff (TensorFlow's tape, jax.grad,
+    PyTorch's backward): ``(value, [d/dx, d/dvariable, ...])`` as a float and numpy arrays.
+    ``x`` is fed as a float32 tensor. On JAX the variables are traced through a stateless scope,
+    so updates ``fn`` makes (BatchNormalization's moving statistics) are dropped; the other
+    backends apply them."""
+    backend = keras.backend.backend()
+    x = np.asarray(x, "float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        gradients = tape.gradient(value, [x, *variables])
+    elif backend == "jax":
+        import jax
+
+        def stateless(x, values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(x)
+
+        value, (gx, gv) = jax.value_and_grad(stateless, argnums=(0, 1))(
+            jax.numpy.asarray(x), [v.value for v in variables])
+        gradients = [gx, *gv]
+    else:
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        value = fn(x)
+        value.backward()
+        gradients = [x.grad, *(v.value.grad for v in variables)]
+    return float(to_numpy(value)), [to_numpy(g) for g in gradients]
+
+
 def random_input(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 

@@ -21,7 +21,7 @@ from keras_drn.losses import (
     LovaszSoftmaxLoss,
     WeightedSum,
 )
-from tests.helpers import to_numpy
+from tests.helpers import to_numpy, value_and_gradients
 
 IGNORE = 255
 
@@ -143,29 +143,9 @@ def finite_differences(function, x, step=1e-6):
 
 def value_and_gradient(loss, labels, logits):
     """The loss and d loss / d logits on the current backend, as float64 numpy."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        value, gradient = jax.value_and_grad(lambda x: loss(labels, x))(
-            jax.numpy.asarray(logits, "float32")
-        )
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.constant(logits, "float32")
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = loss(labels, x)
-        gradient = tape.gradient(value, x)
-    else:
-        import torch
-
-        x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
-        value = loss(torch.tensor(labels), x)
-        value.backward()
-        gradient = x.grad
-    return float(to_numpy(value)), to_numpy(gradient).astype("float64")
+    labels = ops.convert_to_tensor(labels)
+    value, (gradient,) = value_and_gradients(lambda x: loss(labels, x), logits)
+    return value, gradient.astype("float64")
 
 
 def _binary_case(seed=1):

@@ -41,6 +41,11 @@ def assert_equal_up_to_ties(ids, logits):
     assert np.all(top2[..., 1][differ] - top2[..., 0][differ] < 1e-3)
 
 
+# TensorFlow only (tests/conftest.py): under JAX and PyTorch the TensorFlow subprocess builds the
+# served model from the .keras file, so the artifacts are the same; those backends keep the
+# hand-off of a model with its own preprocessing layer (the classifier test below) and the
+# uint8 mask of a model given its statistics (the tiny case of the saved_model test).
+@pytest.mark.tensorflow_only
 def test_end_to_end_segmenter_normalises_once_with_its_own_statistics(tmp_path):
     """LiteRT and SavedModel masks equal the argmax of a DRNSegmenter(preprocessing=None) twin
     (same weights) fed (x / 255 - mean) / std computed here."""

@@ -28,6 +28,11 @@ writer = importlib.import_module("keras_drn.export.tensorflow")
 # === LiteRT: builtin ops, one dilated CONV_2D per dilated conv ===
 
 
+# TensorFlow only (tests/conftest.py): under JAX and PyTorch the TensorFlow subprocess loads the
+# .keras file and converts it, so the graph's ops are the same; those backends keep the
+# DRN-D-22 hand-off below (test_saved_model_serves_...) and LiteRT through the subprocess in
+# tests/export/test_cli.py (float32 and int8 calibration).
+@pytest.mark.tensorflow_only
 def test_litert_segmenter_is_builtin_only_with_dilated_conv2d(tmp_path, capsys):
     needs("tensorflow", "ai_edge_litert")
     model = drn_segmenter()

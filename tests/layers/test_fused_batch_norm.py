@@ -4,7 +4,7 @@ import pytest
 
 from keras_drn.layers.fused_batch_norm import FusedBatchNormalization, keras_batch_norm
 from keras_drn.layers.platform import tensorflow_on_cpu
-from tests.helpers import random_input, run_layer_test, to_numpy
+from tests.helpers import random_input, run_layer_test, to_numpy, value_and_gradients
 
 SETTINGS = {"epsilon": 1e-5, "momentum": 0.9}
 
@@ -30,33 +30,10 @@ def _pair(policy, **kwargs):
 
 def _gradients(layer, x, weights):
     """d(sum(y * w)) / d(x, weights), w a fixed random map, on the current backend."""
-    backend = keras.backend.backend()
-    index = random_input(x.shape, seed=7)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.cast(layer(x, training=True), "float32")
-            loss = tf.reduce_sum(y * index)
-        return [g.numpy() for g in tape.gradient(loss, [x, *weights])]
-    if backend == "jax":
-        import jax
-
-        def loss(x, values):
-            y, _ = layer.stateless_call(values, [w.value for w in layer.non_trainable_weights],
-                                        x, training=True)
-            return (y.astype("float32") * index).sum()
-
-        gx, gw = jax.grad(loss, argnums=(0, 1))(x, [w.value for w in weights])
-        return [np.asarray(g) for g in (gx, *gw)]
-    import torch
-
-    x = torch.tensor(x, requires_grad=True)
-    y = layer(x, training=True).float()
-    (y * torch.tensor(index)).sum().backward()
-    return [x.grad.numpy(), *(w.value.grad.numpy() for w in weights)]
+    index = keras.ops.convert_to_tensor(random_input(x.shape, seed=7))
+    return value_and_gradients(
+        lambda x: keras.ops.sum(keras.ops.cast(layer(x, training=True), "float32") * index),
+        x, weights)[1]
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])

@@ -89,6 +89,9 @@ def test_benchmark_runs_the_reference_in_the_same_process(reference_dir, capsys)
     assert float((kernel - kernel.T).abs().max()) < 1e-6
 
 
+# The fused kernel exists on a TensorFlow CPU only (keras_drn.layers.fused_batch_norm): under
+# JAX and PyTorch both sides run Keras's BatchNormalization, so the backend adds nothing here.
+@pytest.mark.tensorflow_only
 def test_benchmark_times_the_keras_batch_norm_baseline_in_the_same_rounds():
     workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 2, "training")
     result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,

@@ -26,6 +26,12 @@ def _max_dilation(model):
 
 
 def _pair(variant, size, **kwargs):
+    # The module fixtures build their pair before the autouse seeding of their first test:
+    # without a seed of their own the weights depended on the tests a worker ran before, and
+    # one such draw put two DRN-D-22 first-layer gradients 1.2x outside the tolerance on
+    # PyTorch (training-mode BatchNormalization over 4x4 maps and a batch of 2 amplifies
+    # rounding).
+    keras.utils.set_random_seed(0)
     shape = None if size is None else (size, size, 3)
     direct = keras_drn.get_model(variant, include_top=False, input_shape=shape,
                                  dilation_strategy="direct", **kwargs)

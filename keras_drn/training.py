@@ -117,13 +117,33 @@ class ReferenceSGD(keras.optimizers.Optimizer):
         if self.l2_weight_decay:
             gradient = gradient + ops.cast(self.l2_weight_decay, variable.dtype) * variable
         velocity = self.velocities[self._get_variable_index(variable)]
-        self.assign(velocity, ops.cast(self.momentum, variable.dtype) * velocity + gradient)
+        momentum = ops.cast(self.momentum, variable.dtype)
+        if keras.backend.backend() == "tensorflow" and not _sparse(gradient):
+            # TensorFlow's fused training op computes ``v = momentum * v + d; w -= lr * v``,
+            # this rule exactly, in one pass over each variable; Keras expresses an update as
+            # separate element-wise ops (5 passes here). DRN-D-22 segmentation training at
+            # 128x128 on a 2-core CPU: 1.09x a step (README, "Speed"). Inside a
+            # tf.distribute update, ``handle`` is the replica's own variable.
+            import tensorflow as tf
+
+            tf.raw_ops.ResourceApplyMomentum(
+                var=variable.handle, accum=velocity.handle, lr=learning_rate, grad=gradient,
+                momentum=momentum, use_locking=False, use_nesterov=False)
+            return
+        self.assign(velocity, momentum * velocity + gradient)
         self.assign_sub(variable, learning_rate * velocity)
 
     def get_config(self):
         config = super().get_config()
         config.update(momentum=self.momentum, weight_decay=self.l2_weight_decay)
         return config
+
+
+def _sparse(gradient):
+    """True for TensorFlow's ``IndexedSlices`` (an embedding's gradient; no fused path)."""
+    import tensorflow as tf
+
+    return isinstance(gradient, tf.IndexedSlices)
 
 
 def reference_optimizer(

@@ -162,3 +162,38 @@ def test_pipeline_benchmark_times_both_inputs():
     assert result["pipeline_step_s"] > 0 and result["in_memory_step_s"] > 0
     assert result["overhead"] == pytest.approx(
         result["pipeline_step_s"] / result["in_memory_step_s"] - 1)
+
+
+profile_onednn = load_tool("profile_onednn")
+
+# oneDNN 3.x verbose output as TensorFlow 2.21 prints it (a header, two convolutions, a reorder).
+VERBOSE = """\
+onednn_verbose,v1,primitive,info,template:operation,engine,primitive,implementation,prop_kind,memory_descriptors,attributes,auxiliary,problem_desc,exec_time
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32::blocked:acdb::f0 wei:f32::blocked:cdba::f0 bia:undef::undef::: dst:f32::blocked:acdb::f0,attr-scratchpad:user,alg:convolution_direct,mb1_ic16oc16_ih8oh8kh3sh1dh1ph2_iw8ow8kw3sw1dw1pw2,0.5
+onednn_verbose,v1,primitive,exec,cpu,reorder,jit:blk,undef,src:f32::blocked:cdba::f0 dst:f32::blocked:Bcda16b::f0,,,16x16x3x3,3.25
+not a verbose line
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32::blocked:acdb::f0 wei:f32::blocked:cdba::f0 bia:undef::undef::: dst:f32::blocked:acdb::f0,attr-scratchpad:user,alg:convolution_direct,mb1_ic16oc16_ih8oh8kh3sh1dh1ph2_iw8ow8kw3sw1dw1pw2,0.25
+"""
+
+
+def test_profile_sums_onednn_primitives_by_problem():
+    groups = profile_onednn.parse_verbose(VERBOSE.splitlines())
+    conv = ("convolution", "brg_conv_fwd:avx512_core", "forward_training",
+            "mb1_ic16oc16_ih8oh8kh3sh1dh1ph2_iw8ow8kw3sw1dw1pw2")
+    reorder = ("reorder", "jit:blk", "undef", "f32 cdba -> f32 Bcda16b 16x16x3x3")
+    assert groups == {conv: [0.75, 2], reorder: [3.25, 1]}
+    text = profile_onednn.summarise(10.0, {k: (ms, n) for k, (ms, n) in groups.items()}, 1)
+    assert text.startswith("step 10.0 ms, oneDNN 4.0 ms (40%), other 6.0 ms")
+    assert "reorder undef" in text and "convolution forward_training" in text
+
+
+@pytest.mark.tensorflow_only  # it profiles TensorFlow's oneDNN, whatever the suite's backend
+def test_profile_runs_both_sides_in_subprocesses(reference_dir, capsys):
+    profile_onednn.main(["--size", "32", "--batch", "2", "--warmup", "1", "--steps", "1",
+                         "--reference", str(reference_dir)])
+    out = capsys.readouterr().out
+    ours, reference = out.split("\nkeras_drn: ")[1].split("\nreference: ")
+    # TensorFlow on a CPU runs the convolutions of a training step through oneDNN.
+    for direction in ("forward_training", "backward_data", "backward_weights"):
+        assert f"convolution {direction}" in ours
+    assert reference.startswith("step ")

@@ -28,9 +28,10 @@ from keras_drn.layers.dilated_residual import DilatedResidualBlock
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BACKEND = keras.backend.backend()
 
-# Shared by both backends' child processes: one SGD step of a small conv-BN model on a batch
-# whose two halves (one per replica) have very different statistics, on one device and data
-# parallel on two. On TensorFlow also without synchronized BN (which must differ), and one
+# Shared by both backends' child processes: two SGD steps (the recipe's ReferenceSGD, with
+# momentum and weight decay, so the replicas' velocities count) of a small conv-BN model on a
+# batch whose two halves (one per replica) have very different statistics, on one device and
+# data parallel on two. On TensorFlow also without synchronized BN (which must differ), and one
 # step of a DRN segmenter with synchronized BN in its residual blocks. On JAX
 # synchronize_batchnorm changes nothing (so the synchronized run is the plain one), and a
 # first DRN build there compiles one random initializer per kernel shape (15-20 s).
@@ -49,7 +50,7 @@ from keras_drn.distribute import (
     resolve_cluster,
     synchronize_batchnorm,
 )
-from keras_drn.training import compile_segmenter
+from keras_drn.training import ReferenceSGD, compile_segmenter
 
 def tiny():
     inputs = keras.Input((6, 6, 3))
@@ -71,11 +72,11 @@ def one_step(parallel, sync):
         model.set_weights(initial)
         if sync:
             synchronize_batchnorm(model)
-        model.compile(optimizer=keras.optimizers.SGD(0.1),
+        model.compile(optimizer=ReferenceSGD(0.1, momentum=0.9, weight_decay=0.01),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        loss = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        loss = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
         weights = [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
-        return handle, weights, loss.history["loss"][0], model
+        return handle, weights, loss.history["loss"][-1], model
 
 def gap(a, b):
     return max(float(np.abs(u - v).max()) for u, v in zip(a, b))

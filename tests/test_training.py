@@ -86,6 +86,38 @@ def test_reference_optimizer_matches_torch_sgd_with_a_step_schedule():
     assert np.abs(decoupled[0] - params[0].detach().numpy()).max() > 1e-2
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="TensorFlow's fused training op")
+def test_reference_sgd_compiled_step_is_one_fused_momentum_op_per_variable():
+    """In a traced step (as ``fit`` runs it) each variable is updated by TensorFlow's
+    ``ResourceApplyMomentum``, with the results of PyTorch's rule (computed here in numpy)."""
+    import tensorflow as tf
+
+    initial, gradients = _problem(steps=3)
+    variables = [keras.Variable(v) for v in initial]
+    optimizer = reference_optimizer(0.1, momentum=0.9, weight_decay=0.05)
+    optimizer.build(variables)
+
+    @tf.function
+    def step(grads):
+        optimizer.apply_gradients(zip(grads, variables))
+
+    graph = step.get_concrete_function([tf.constant(g) for g in gradients[0]]).graph
+    op_types = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values():  # branches of conditionals, if any
+        op_types += [op.type for op in function.graph.get_operations()]
+    assert op_types.count("ResourceApplyMomentum") == len(variables), sorted(set(op_types))
+    weights, velocities = [w.copy() for w in initial], [np.zeros_like(w) for w in initial]
+    for grads in gradients:
+        step([tf.constant(g) for g in grads])
+        for w, v, g in zip(weights, velocities, grads):
+            v *= 0.9
+            v += g + 0.05 * w
+            w -= 0.1 * v
+    for ours, expected in zip(variables, weights):
+        np.testing.assert_allclose(to_numpy(ours), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_uncoupled_optimizer_is_keras_sgd_with_decoupled_decay():
     initial, gradients = _problem(steps=1)
     optimizer = reference_optimizer(0.1, momentum=0.9, weight_decay=0.05, coupled=False)

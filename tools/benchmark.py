@@ -9,8 +9,10 @@ the reference PyTorch code (github fyu/drn) running the same workload in the sam
 A workload is a variant, a task (``classification``: the ImageNet classifier, 1000 classes;
 ``segmentation``: ``DRNSegmenter(head="drn")``, the reference's DRNSeg, 19 classes), an input
 size, a batch and a mode (``inference``: ``predict_on_batch`` / ``torch.no_grad`` forward;
-``training``: one SGD step, momentum 0.9, with the cross-entropy loss, ``train_on_batch`` /
-forward + backward + step). Both sides get the same random inputs, already on the device, and
+``training``: one SGD step, momentum 0.9, weight decay 1e-4, with the cross-entropy loss,
+``train_on_batch`` / forward + backward + step; the Keras side's optimizer is the training
+recipe's ``keras_drn.training.reference_optimizer``, the reference's ``torch.optim.SGD``
+update rule). Both sides get the same random inputs, already on the device, and
 both hand their result back to the host (Keras returns numpy arrays; the reference's output
 is copied with ``.cpu()`` and its loss read with ``.item()``), so each timed step ends when
 the device is done. ``--precision`` sets the Keras dtype policy and the reference's
@@ -172,6 +174,7 @@ class KerasSide:
         import numpy as np
 
         import keras_drn
+        from keras_drn.training import reference_optimizer
 
         self.keras = keras
         keras.mixed_precision.set_dtype_policy(precision)
@@ -192,7 +195,7 @@ class KerasSide:
         self.x = keras.ops.convert_to_tensor(images)
         self.y = keras.ops.convert_to_tensor(labels.astype("int32"))
         self.model.compile(
-            optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=1e-4),
+            optimizer=reference_optimizer(0.01, momentum=0.9, weight_decay=1e-4),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
             jit_compile=jit,
         )

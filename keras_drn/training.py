@@ -15,6 +15,8 @@ Typical use::
               callbacks=training_callbacks("runs/drn_d_22"))
 """
 
+import contextlib
+import contextvars
 import numbers
 
 import keras
@@ -26,6 +28,8 @@ from keras_drn.evaluation import segmentation_miou
 REFERENCE_LEARNING_RATE = 0.01
 REFERENCE_MOMENTUM = 0.9
 REFERENCE_WEIGHT_DECAY = 1e-4
+
+_ELEMENTWISE_SGD = contextvars.ContextVar("keras_drn_elementwise_sgd", default=False)
 
 
 def _positive_int(name, value):
@@ -64,6 +68,18 @@ def step_schedule(learning_rate, steps_per_epoch, step_epochs, gamma=0.1):
         decay_rate=gamma,
         staircase=True,
     )
+
+
+@contextlib.contextmanager
+def elementwise_sgd():
+    """Within it, ``ReferenceSGD`` updates (and training steps traced then) take Keras's
+    element-wise ops instead of TensorFlow's fused ``ResourceApplyMomentum``: the same
+    numbers, a baseline for ``tools/benchmark.py --sgd-baseline``."""
+    token = _ELEMENTWISE_SGD.set(True)
+    try:
+        yield
+    finally:
+        _ELEMENTWISE_SGD.reset(token)
 
 
 @keras.saving.register_keras_serializable(package="keras_drn")
@@ -118,7 +134,8 @@ class ReferenceSGD(keras.optimizers.Optimizer):
             gradient = gradient + ops.cast(self.l2_weight_decay, variable.dtype) * variable
         velocity = self.velocities[self._get_variable_index(variable)]
         momentum = ops.cast(self.momentum, variable.dtype)
-        if keras.backend.backend() == "tensorflow" and not _sparse(gradient):
+        if (keras.backend.backend() == "tensorflow" and not _ELEMENTWISE_SGD.get()
+                and not _sparse(gradient)):
             # TensorFlow's fused training op computes ``v = momentum * v + d; w -= lr * v``,
             # this rule exactly, in one pass over each variable; Keras expresses an update as
             # separate element-wise ops (5 passes here). DRN-D-22 segmentation training at

@@ -103,6 +103,22 @@ def test_benchmark_times_the_keras_batch_norm_baseline_in_the_same_rounds():
     assert "vs Keras BN" in benchmark.format_table([result])
 
 
+@pytest.mark.tensorflow_only  # the fused optimizer op is TensorFlow's: elsewhere both sides
+def test_benchmark_times_the_elementwise_sgd_baseline_in_the_same_rounds():  # are the same
+    workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 2, "training")
+    result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
+                                    sgd_baseline=True)
+    base = result["keras_elementwise_sgd"]
+    assert len(base["rounds"]) == 2 and base["images_per_s"] > 0
+    assert result["fused_sgd_ratio"] == pytest.approx(
+        result["keras_drn"]["images_per_s"] / base["images_per_s"])
+    assert "vs element-wise SGD" in benchmark.format_table([result])
+    with pytest.raises(ValueError, match="training only"):
+        benchmark.run_workload(benchmark.Workload("drn_d_22", "segmentation", 32, 32, 1,
+                                                  "inference"), "float32", "auto",
+                               sgd_baseline=True)
+
+
 def test_benchmark_times_the_folded_model_in_the_same_rounds():
     workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 1, "inference")
     result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
@@ -134,6 +150,7 @@ def test_benchmark_reference_classifier(reference_dir):
     (["--reference", "/nonexistent"], "no drn.py there"),
     (["--mode", "both", "--fold-batch-norm"], "inference only"),
     (["--suite", "cpu", "--fold-batch-norm"], "training workloads: drn_d_22 seg 128x128"),
+    (["--mode", "inference", "--sgd-baseline"], "training only"),
 ])
 def test_benchmark_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as raised:

@@ -1,3 +1,4 @@
+import contextlib
 import csv
 import json
 
@@ -11,6 +12,7 @@ from keras_drn.layers.bilinear_upsampling import BilinearUpsampling
 from keras_drn.training import (
     ReferenceSGD,
     compile_segmenter,
+    elementwise_sgd,
     poly_schedule,
     reference_optimizer,
     step_schedule,
@@ -88,9 +90,11 @@ def test_reference_optimizer_matches_torch_sgd_with_a_step_schedule():
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="TensorFlow's fused training op")
-def test_reference_sgd_compiled_step_is_one_fused_momentum_op_per_variable():
+@pytest.mark.parametrize("fused", [True, False])
+def test_reference_sgd_compiled_step_is_one_fused_momentum_op_per_variable(fused):
     """In a traced step (as ``fit`` runs it) each variable is updated by TensorFlow's
-    ``ResourceApplyMomentum``, with the results of PyTorch's rule (computed here in numpy)."""
+    ``ResourceApplyMomentum`` (Keras's element-wise ops within ``elementwise_sgd()``), with
+    the results of PyTorch's rule (computed here in numpy) either way."""
     import tensorflow as tf
 
     initial, gradients = _problem(steps=3)
@@ -102,11 +106,13 @@ def test_reference_sgd_compiled_step_is_one_fused_momentum_op_per_variable():
     def step(grads):
         optimizer.apply_gradients(zip(grads, variables))
 
-    graph = step.get_concrete_function([tf.constant(g) for g in gradients[0]]).graph
+    with contextlib.nullcontext() if fused else elementwise_sgd():
+        graph = step.get_concrete_function([tf.constant(g) for g in gradients[0]]).graph
     op_types = [op.type for op in graph.get_operations()]
     for function in graph._functions.values():  # branches of conditionals, if any
         op_types += [op.type for op in function.graph.get_operations()]
-    assert op_types.count("ResourceApplyMomentum") == len(variables), sorted(set(op_types))
+    assert op_types.count("ResourceApplyMomentum") == (len(variables) if fused else 0), \
+        sorted(set(op_types))
     weights, velocities = [w.copy() for w in initial], [np.zeros_like(w) for w in initial]
     for grads in gradients:
         step([tf.constant(g) for g in grads])

@@ -25,7 +25,10 @@ median over rounds, and the ratio is Keras / reference. Alternating rounds keeps
 honest on a noisy machine: a slow spell hits both sides. ``--batch-norm-baseline`` adds a third
 side, the same Keras model traced on Keras's own BatchNormalization path instead of
 TensorFlow's fused kernel (``keras_drn.layers.fused_batch_norm``), and prints keras_drn /
-that side as "vs Keras BN". ``--fold-batch-norm`` (inference only) adds the same model with
+that side as "vs Keras BN". ``--sgd-baseline`` (training only) adds the same model whose
+optimizer updates take Keras's element-wise ops instead of TensorFlow's fused momentum op
+(``keras_drn.training.elementwise_sgd``) and prints keras_drn / that side as "vs element-wise
+SGD". ``--fold-batch-norm`` (inference only) adds the same model with
 BatchNormalization folded into the convolutions (``keras_drn.fold_batch_norm``) as a side and
 prints folded / keras_drn throughput as "folded"; its peak memory includes the unfolded model
 it is made from.
@@ -418,25 +421,40 @@ class KerasFoldedSide(KerasSide):
         return keras_drn.fold_batch_norm(model)
 
 
-def _prepare_keras_batch_norm(workload, precision, jit, dilation_strategy, warmup):
-    from keras_drn.layers.fused_batch_norm import keras_batch_norm
+class KerasElementwiseSGDSide(KerasSide):
+    """The same model trained with Keras's element-wise optimizer updates
+    (``elementwise_sgd``): the baseline of ``--sgd-baseline`` (a trace, so warm-up runs inside
+    it too)."""
 
-    with keras_batch_norm():
-        return _prepare(lambda: KerasBatchNormSide(workload, precision, jit,
-                                                   dilation_strategy=dilation_strategy), warmup)
+    name = "keras_elementwise_sgd"
+
+
+def _prepare_in(context, side_class, workload, precision, jit, dilation_strategy, warmup):
+    """``_prepare`` of a Keras side whose steps are traced inside ``context``."""
+    with context():
+        return _prepare(lambda: side_class(workload, precision, jit,
+                                           dilation_strategy=dilation_strategy), warmup)
 
 
 def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, rounds=3,
                  channels_last=None, dilation_strategy="auto", batch_norm_baseline=False,
-                 fold_batch_norm=False):
+                 fold_batch_norm=False, sgd_baseline=False):
     """Measures one workload; returns a dict of results (images/s are medians of rounds)."""
     if fold_batch_norm and workload.mode != "inference":
         raise ValueError(f"fold_batch_norm times inference only; received {workload.label}.")
+    if sgd_baseline and workload.mode != "training":
+        raise ValueError(f"sgd_baseline times training only; received {workload.label}.")
+    from keras_drn.layers.fused_batch_norm import keras_batch_norm
+    from keras_drn.training import elementwise_sgd
+
     sides = [_prepare(lambda: KerasSide(workload, precision, jit,
                                         dilation_strategy=dilation_strategy), warmup)]
     if batch_norm_baseline:
-        sides.append(_prepare_keras_batch_norm(workload, precision, jit, dilation_strategy,
-                                               warmup))
+        sides.append(_prepare_in(keras_batch_norm, KerasBatchNormSide, workload, precision,
+                                 jit, dilation_strategy, warmup))
+    if sgd_baseline:
+        sides.append(_prepare_in(elementwise_sgd, KerasElementwiseSGDSide, workload, precision,
+                                 jit, dilation_strategy, warmup))
     if fold_batch_norm:
         sides.append(_prepare(lambda: KerasFoldedSide(workload, precision, jit,
                                                       dilation_strategy=dilation_strategy),
@@ -467,6 +485,9 @@ def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, ro
     if batch_norm_baseline:
         result["fused_batch_norm_ratio"] = (result["keras_drn"]["images_per_s"]
                                             / result["keras_batch_norm"]["images_per_s"])
+    if sgd_baseline:
+        result["fused_sgd_ratio"] = (result["keras_drn"]["images_per_s"]
+                                     / result["keras_elementwise_sgd"]["images_per_s"])
     if fold_batch_norm:
         result["fold_batch_norm_ratio"] = (result["keras_folded"]["images_per_s"]
                                            / result["keras_drn"]["images_per_s"])
@@ -508,6 +529,8 @@ def format_table(results):
             + (f"{ref['peak_memory_mb']:>8.0f}" if ref else f"{'-':>8}")
             + (f"  vs Keras BN {r['fused_batch_norm_ratio']:.2f}x"
                if "fused_batch_norm_ratio" in r else "")
+            + (f"  vs element-wise SGD {r['fused_sgd_ratio']:.2f}x"
+               if "fused_sgd_ratio" in r else "")
             + (f"  folded {r['fold_batch_norm_ratio']:.2f}x"
                if "fold_batch_norm_ratio" in r else "")
         )
@@ -540,6 +563,9 @@ def build_parser():
     parser.add_argument("--batch-norm-baseline", action="store_true",
                         help="also time the model on Keras's BatchNormalization path (the "
                         "fused kernel off) in the same rounds")
+    parser.add_argument("--sgd-baseline", action="store_true",
+                        help="also time training with Keras's element-wise optimizer updates "
+                        "(TensorFlow's fused momentum op off) in the same rounds; training only")
     parser.add_argument("--fold-batch-norm", action="store_true",
                         help="also time the model with BatchNormalization folded into the "
                         "convolutions (keras_drn.fold_batch_norm) in the same rounds; "
@@ -574,6 +600,10 @@ def main(argv=None):
         raise SystemExit("--fold-batch-norm times inference only (a folded model has no "
                          "BatchNormalization to train); received training workloads: "
                          f"{', '.join(training)}. Use --mode inference and no suite.")
+    inference = [w.label for w in workloads if w.mode != "training"]
+    if args.sgd_baseline and inference:
+        raise SystemExit("--sgd-baseline times training only; received inference workloads: "
+                         f"{', '.join(inference)}. Use --mode training.")
     reference = import_reference(args.reference) if args.reference else None
     for workload in workloads:
         if reference and workload.task == "classification" and (workload.height,
@@ -590,7 +620,8 @@ def main(argv=None):
                 results.append(run_workload(workload, precision, JIT[jit], reference,
                                             args.warmup, args.steps, args.rounds,
                                             channels_last, args.dilation_strategy,
-                                            args.batch_norm_baseline, args.fold_batch_norm))
+                                            args.batch_norm_baseline, args.fold_batch_norm,
+                                            args.sgd_baseline))
     info = environment(reference is not None)
     print(", ".join(f"{k} {v}" for k, v in info.items()))
     print(format_table(results))

@@ -375,8 +375,9 @@ def read_info(model_path, info_path=None):
 
 
 def load_classifier(model_path):
-    """Loads a ``.keras`` classifier, checked first, with Keras's safe_mode on."""
-    return runs.load_model(model_path)
+    """Loads a ``.keras`` classifier for inference, checked first, with Keras's safe_mode on,
+    its BatchNormalization folded into the convolutions (``runs.load_for_inference``)."""
+    return runs.load_for_inference(model_path)
 
 
 def _resized(path, image_size):

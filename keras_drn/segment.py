@@ -66,9 +66,10 @@ def _rle_folder(folder, split, num_classes, order):
 
 
 def load_segmenter(model_path):
-    """Loads a ``.keras`` segmenter, checked first (an empty or truncated file is named as
-    such), with Keras's safe_mode on (no code from the file runs)."""
-    return runs.load_model(model_path)
+    """Loads a ``.keras`` segmenter for inference, checked first (an empty or truncated file
+    is named as such), with Keras's safe_mode on (no code from the file runs), its
+    BatchNormalization folded into the convolutions (``runs.load_for_inference``)."""
+    return runs.load_for_inference(model_path)
 
 
 def _check_num_classes(num_classes, where):

@@ -138,9 +138,9 @@ class ReferenceSGD(keras.optimizers.Optimizer):
                 and not _sparse(gradient)):
             # TensorFlow's fused training op computes ``v = momentum * v + d; w -= lr * v``,
             # this rule exactly, in one pass over each variable; Keras expresses an update as
-            # separate element-wise ops (5 passes here). DRN-D-22 segmentation training at
-            # 128x128 on a 2-core CPU: 1.09x a step (README, "Speed"). Inside a
-            # tf.distribute update, ``handle`` is the replica's own variable.
+            # separate element-wise ops (5 passes here). DRN-D-22 segmentation training, batch
+            # 4, 2-core CPU: 1.06-1.08x a step at 128x128, 1.02-1.06x at 256x256 (README,
+            # "Speed"). Inside a tf.distribute update, ``handle`` is the replica's variable.
             import tensorflow as tf
 
             tf.raw_ops.ResourceApplyMomentum(

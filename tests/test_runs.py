@@ -238,3 +238,39 @@ def test_a_read_only_folder_is_named_with_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match=f"{folder} is not writable.*--output-dir"):
         atomic.write_json(folder / "info.json", {})
     assert list(folder.iterdir()) == []
+
+
+@keras.saving.register_keras_serializable(package="tests_runs")
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(2, 1)
+        self.bn = keras.layers.BatchNormalization()
+
+    def call(self, x):
+        return self.bn(self.conv(x))
+
+
+def test_models_load_for_inference_with_batch_norm_folded(tmp_path):
+    from tests.models.test_fold import TOLERANCE, batch_norms, raw_images, small_model
+
+    model = small_model()  # preprocessing, conv -> BN pairs, composite layers, random BNs
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = runs.load_for_inference(path)
+    assert not batch_norms(loaded) and batch_norms(model)
+    x = raw_images()
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    actual = keras.ops.convert_to_numpy(loaded(x, training=False))
+    assert np.abs(actual - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
+    # The workflows' loaders (evaluate, predict) take this path.
+    from keras_drn.classify import load_classifier
+    from keras_drn.segment import load_segmenter
+
+    assert not batch_norms(load_segmenter(path)) and not batch_norms(load_classifier(path))
+    # A subclassed model cannot be rebuilt: it comes back as loaded, BN and all.
+    net = _Subclassed()
+    net(np.zeros((1, 4, 4, 3), "float32"))
+    net.save(tmp_path / "net.keras")
+    assert isinstance(runs.load_for_inference(tmp_path / "net.keras").bn,
+                      keras.layers.BatchNormalization)

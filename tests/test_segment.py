@@ -294,4 +294,8 @@ def test_binary_segmentation_trains_predicts_and_writes_an_rle_submission(tmp_pa
         np.testing.assert_array_equal(rle_decode(rle, written.shape), written)
         raw = np.asarray(Image.open(test / f"{image_id}.png"), "float32")[None]
         probability = 1 / (1 + np.exp(-model.predict(raw, verbose=0)[0, ..., 0]))
-        np.testing.assert_array_equal(written, (probability > 0.3).astype("uint8"))
+        # predict folds BatchNormalization into the convolutions (runs.load_for_inference):
+        # the same probabilities within the rounding of the run's precision (bfloat16 where
+        # "auto" picks it), so only a pixel that close to the threshold may land either side.
+        close = np.abs(probability - 0.3) < 0.02
+        np.testing.assert_array_equal(written[~close], (probability > 0.3)[~close])

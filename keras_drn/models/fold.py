@@ -66,7 +66,7 @@ def fold_batch_norm(model):
     Example:
     >>> folded = keras_drn.fold_batch_norm(keras_drn.DRN_D_22(weights="imagenet"))
     """
-    if not isinstance(model, (Functional, keras.Sequential)):
+    if not rebuildable(model):
         raise ValueError(
             f"fold_batch_norm needs a functional or Sequential keras.Model; received "
             f"{type(model).__name__} {getattr(model, 'name', '')!r}, whose graph is Python "
@@ -109,6 +109,12 @@ def fold_batch_norm(model):
         if isinstance(layer, keras.layers.Layer) and id(layer) not in folded_bns:
             _transfer(layer, new, pairs.get(id(layer)))
     return folded
+
+
+def rebuildable(model):
+    """Whether ``fold_batch_norm`` can rebuild ``model``: a functional or Sequential model, whose
+    graph Keras recorded (a subclassed model's graph is its Python code)."""
+    return isinstance(model, (Functional, keras.Sequential))
 
 
 def foldable_pairs(model):

@@ -89,30 +89,23 @@ def test_benchmark_runs_the_reference_in_the_same_process(reference_dir, capsys)
     assert float((kernel - kernel.T).abs().max()) < 1e-6
 
 
-# The fused kernel exists on a TensorFlow CPU only (keras_drn.layers.fused_batch_norm): under
-# JAX and PyTorch both sides run Keras's BatchNormalization, so the backend adds nothing here.
+# The fused BatchNormalization kernel (keras_drn.layers.fused_batch_norm) and the fused optimizer
+# op (keras_drn.training) are TensorFlow's: under JAX and PyTorch each baseline side is the same
+# model as keras_drn's, so the backend adds nothing here.
 @pytest.mark.tensorflow_only
-def test_benchmark_times_the_keras_batch_norm_baseline_in_the_same_rounds():
+def test_benchmark_times_the_baselines_in_the_same_rounds():
     workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 2, "training")
     result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
-                                    batch_norm_baseline=True)
-    base = result["keras_batch_norm"]
-    assert len(base["rounds"]) == 2 and base["images_per_s"] > 0
-    assert result["fused_batch_norm_ratio"] == pytest.approx(
-        result["keras_drn"]["images_per_s"] / base["images_per_s"])
-    assert "vs Keras BN" in benchmark.format_table([result])
-
-
-@pytest.mark.tensorflow_only  # the fused optimizer op is TensorFlow's: elsewhere both sides
-def test_benchmark_times_the_elementwise_sgd_baseline_in_the_same_rounds():  # are the same
-    workload = benchmark.Workload("drn_d_22", "segmentation", 32, 32, 2, "training")
-    result = benchmark.run_workload(workload, "float32", "auto", warmup=1, steps=1, rounds=2,
-                                    sgd_baseline=True)
-    base = result["keras_elementwise_sgd"]
-    assert len(base["rounds"]) == 2 and base["images_per_s"] > 0
-    assert result["fused_sgd_ratio"] == pytest.approx(
-        result["keras_drn"]["images_per_s"] / base["images_per_s"])
-    assert "vs element-wise SGD" in benchmark.format_table([result])
+                                    batch_norm_baseline=True, sgd_baseline=True)
+    table = benchmark.format_table([result])
+    for side, ratio, label in (("keras_batch_norm", "fused_batch_norm_ratio", "vs Keras BN"),
+                               ("keras_elementwise_sgd", "fused_sgd_ratio",
+                                "vs element-wise SGD")):
+        base = result[side]
+        assert len(base["rounds"]) == 2 and base["images_per_s"] > 0
+        assert result[ratio] == pytest.approx(
+            result["keras_drn"]["images_per_s"] / base["images_per_s"])
+        assert label in table
     with pytest.raises(ValueError, match="training only"):
         benchmark.run_workload(benchmark.Workload("drn_d_22", "segmentation", 32, 32, 1,
                                                   "inference"), "float32", "auto",

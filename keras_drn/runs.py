@@ -103,9 +103,9 @@ def load_model(path):
 def load_for_inference(path):
     """``load_model``, then BatchNormalization folded into the convolutions
     (``keras_drn.fold_batch_norm``): the same predictions within float rounding, in fewer ops.
-    On a TensorFlow CPU with AMX that is 1.32-1.39x the classifiers' bfloat16 inference and
-    1.02-1.06x elsewhere (README, "Speed"). A model whose graph is Python code (a subclassed
-    model, which ``fold_batch_norm`` cannot rebuild) is returned as loaded."""
+    TensorFlow on a CPU: 1.32-1.39x the classifiers' bfloat16 inference with AMX, 1.01-1.06x
+    otherwise; JAX and PyTorch about 1.0x (README, "Speed"). A model whose graph is Python
+    code (a subclassed model, which ``fold_batch_norm`` cannot rebuild) is returned as loaded."""
     from keras_drn.models.fold import fold_batch_norm, rebuildable
 
     model = load_model(path)

@@ -252,17 +252,15 @@ class _Subclassed(keras.Model):
 
 
 def test_models_load_for_inference_with_batch_norm_folded(tmp_path):
-    from tests.models.test_fold import TOLERANCE, batch_norms, raw_images, small_model
+    from tests.models.test_fold import (assert_same_outputs, batch_norms, raw_images,
+                                        small_model)
 
     model = small_model()  # preprocessing, conv -> BN pairs, composite layers, random BNs
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = runs.load_for_inference(path)
     assert not batch_norms(loaded) and batch_norms(model)
-    x = raw_images()
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
-    actual = keras.ops.convert_to_numpy(loaded(x, training=False))
-    assert np.abs(actual - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
+    assert_same_outputs(model, loaded, raw_images())
     # The workflows' loaders (evaluate, predict) take this path.
     from keras_drn.classify import load_classifier
     from keras_drn.segment import load_segmenter

@@ -44,7 +44,7 @@ def parse_verbose(lines):
             continue
         start = fields.index("exec") + 1  # engine, kind, impl, direction, memory, attrs,
         try:                                # aux, problem, time
-            engine, kind, impl, direction = fields[start:start + 4]
+            _, kind, impl, direction = fields[start:start + 4]
             milliseconds = float(fields[-1])
         except ValueError:
             continue
@@ -79,13 +79,11 @@ def _side(args):
         side = benchmark.KerasSide(workload, args.precision, "auto")
     for _ in range(args.warmup):
         side.step()
-    sys.stdout.flush()
-    print(_MARK + "start", flush=True)
+    print(_MARK + "start", flush=True)  # oneDNN flushes each verbose line itself
     start = time.perf_counter()
     for _ in range(args.steps):
         side.step()
     seconds = time.perf_counter() - start
-    sys.stdout.flush()
     print(_MARK + json.dumps({"step_ms": 1000 * seconds / args.steps}), flush=True)
 
 

@@ -130,7 +130,6 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     )
     from keras_drn.visualize import comparison_grid, save_png
 
-    precision.apply(mixed_precision)
     _check_num_classes(num_classes, "--num-classes")
     if lr_mode not in ("poly", "step"):
         raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
@@ -146,6 +145,9 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
                          f"{cluster.num_processes} processes: give a multiple of "
                          f"{cluster.num_processes}.")
     distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout)
+    # Only now: "auto" asks the backend for its devices, and JAX refuses to join a job
+    # once anything has touched the backend.
+    precision.apply(mixed_precision)
     run = runs.RunFolder(output_dir)
     keras.utils.set_random_seed(seed)
     train_data = load_data(data, "train", num_classes, size, seed)

@@ -219,7 +219,9 @@ def _image_mask_folder(root):
     return root
 
 
-@pytest.mark.slow  # two DRN-D-22 builds and 127 MB checkpoints: minutes on two cores
+# Not slow-marked: CI's JAX phase, the only one where it runs, leaves slow tests out (about
+# 50 s on two cores: two DRN-D-22 builds, 127 MB checkpoints). The default --mixed-precision
+# (auto) asks the backend for its devices: train must join the job before that.
 def test_keras_drn_train_in_two_processes_writes_the_run_folder_from_process_0(tmp_path):
     data = _image_mask_folder(tmp_path / "data")
     folder = tmp_path / "run"

@@ -104,6 +104,7 @@ def _train(args):
         mixed_precision=args.mixed_precision, verbose=2 if args.one_line_per_epoch else 1,
         coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, heartbeat_timeout=args.heartbeat_timeout,
+        init_timeout=args.init_timeout,
         **_kfold_arguments(args),
     )
     return 0
@@ -253,7 +254,7 @@ def _image_files(paths):
 
 
 def _add_distributed_arguments(train):
-    from keras_drn.distribute import HEARTBEAT_TIMEOUT
+    from keras_drn.distribute import HEARTBEAT_TIMEOUT, INIT_TIMEOUT
 
     distributed = train.add_argument_group(
         "distributed (several processes, JAX backend; keras_drn.distribute)",
@@ -271,6 +272,10 @@ def _add_distributed_arguments(train):
     distributed.add_argument("--heartbeat-timeout", type=int, default=HEARTBEAT_TIMEOUT,
                              metavar="SECONDS", help="a process silent this long counts as "
                              f"dead and the job stops (default {HEARTBEAT_TIMEOUT})")
+    distributed.add_argument("--init-timeout", type=int, default=INIT_TIMEOUT,
+                             metavar="SECONDS", help="how long a process waits for all the "
+                             "others to join before it gives up, saying whom it waited for "
+                             f"(default {INIT_TIMEOUT})")
 
 
 def _add_segmentation_commands(commands):

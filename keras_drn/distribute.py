@@ -42,6 +42,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 
 import keras
 
@@ -169,6 +170,10 @@ HEARTBEAT_TIMEOUT = 100
 # Seconds a process waits at exit for the others (JAX's default is 300). Long, because the
 # other processes wait there while the chief scores the final model on the validation split.
 SHUTDOWN_TIMEOUT = 3600
+# Seconds a process waits for every process of the job to join (JAX's
+# initialization_timeout, 300 there as here). Then it gives up with a message naming whom it
+# waited for, instead of JAX's abort ("another task died") after a silent wait.
+INIT_TIMEOUT = 300
 PORT_VARIABLE = "KERAS_DRN_COORDINATOR_PORT"
 _STARTED = {}  # the Cluster this process joined
 
@@ -294,7 +299,7 @@ def resolve_cluster(coordinator=None, num_processes=None, process_id=None, envir
 
 
 def initialize(coordinator=None, num_processes=None, process_id=None,
-               heartbeat_timeout=HEARTBEAT_TIMEOUT):
+               heartbeat_timeout=HEARTBEAT_TIMEOUT, init_timeout=INIT_TIMEOUT):
     """Joins this process to a multi-process data-parallel job; call it first, before any
     model is built (JAX refuses once it has computed anything).
 
@@ -322,6 +327,11 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
         heartbeat_timeout: seconds after which a silent process counts as dead and the
             others abort (a process that dies mid-step fails its peers' next collective at
             once).
+        init_timeout: seconds to wait for every process to join. The process prints whom
+            it waits for (the coordinator's address, the process ids) first; when the time
+            is up it prints what is missing and how to fix it, and exits with status 1
+            (``os._exit``: JAX's join cannot be interrupted; it would abort the process a
+            little later).
 
     Returns:
         The ``Cluster`` joined.
@@ -334,6 +344,9 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
     cluster = resolve_cluster(coordinator, num_processes, process_id)
     if cluster.num_processes == 1:
         return cluster
+    if init_timeout <= 0:
+        raise ValueError(f"The time to wait for the processes to join must be positive; "
+                         f"received --init-timeout {init_timeout}.")
     started = _STARTED.get("cluster")
     if started is not None:
         if started[:3] != cluster[:3]:
@@ -350,14 +363,22 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
             "processes on one or more machines) or train in one process.")
     import jax
 
+    print(_waiting_line(cluster, init_timeout), flush=True)
+    watchdog = threading.Timer(init_timeout, _give_up, (cluster, init_timeout))
+    watchdog.daemon = True
+    watchdog.start()
     try:
+        # JAX's own limit is a backstop: the watchdog speaks first, then ends the process.
         jax.distributed.initialize(
             cluster.coordinator, cluster.num_processes, cluster.process_id,
+            initialization_timeout=int(init_timeout) + _JAX_TIMEOUT_MARGIN,
             heartbeat_timeout_seconds=int(heartbeat_timeout),
             shutdown_timeout_seconds=SHUTDOWN_TIMEOUT)
     except RuntimeError as error:
         raise RuntimeError(f"{error} Call keras_drn.distribute.initialize before building "
                            "any model or running any JAX computation.") from error
+    finally:
+        watchdog.cancel()
     # What keras.distribution.initialize does next: one random seed for all processes when
     # none is set, so their initial weights agree (private in Keras 3.15, no public name).
     from keras.src.backend.jax.distribution_lib import initialize_rng
@@ -365,6 +386,77 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
     initialize_rng()
     _STARTED["cluster"] = cluster
     return cluster
+
+
+_JAX_TIMEOUT_MARGIN = 60  # seconds JAX's own join limit leaves the watchdog
+
+
+def _others(cluster):
+    """"process 1", "processes 0, 2": every process of the job but this one."""
+    ids = [i for i in range(cluster.num_processes) if i != cluster.process_id]
+    if len(ids) == 1:
+        return f"process {ids[0]}"
+    return "processes " + (", ".join(map(str, ids)) if len(ids) <= 8 else f"{ids[0]}-{ids[-1]}")
+
+
+def _waiting_line(cluster, timeout):
+    me = f"Process {cluster.process_id} of {cluster.num_processes}"
+    if cluster.process_id == 0:
+        return (f"{me} (the coordinator, listening on {cluster.coordinator}): waiting up to "
+                f"{timeout} s for {_others(cluster)} to join.")
+    return (f"{me}: joining the job of coordinator {cluster.coordinator} (process 0), waiting "
+            f"up to {timeout} s for {_others(cluster)}.")
+
+
+def _answers(address, timeout=2.0):
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _sentence(text):
+    return text[:1].upper() + text[1:]
+
+
+def _gave_up_message(cluster, timeout, coordinator_answers):
+    me = f"Process {cluster.process_id} of {cluster.num_processes}"
+    n, address, others = cluster.num_processes, cluster.coordinator, _others(cluster)
+    flags = cluster.source == "the arguments"
+    if flags:
+        start = (f"start {{}} with --coordinator {address} --num-processes {n} and "
+                 f"{{}} --process-id")
+        longer = "or wait longer with --init-timeout"
+    else:  # a launcher's environment, not flags, describes the job
+        start = f"start {{}} as {cluster.source} describes this job"
+        longer = "or wait longer (init_timeout)"
+    if cluster.process_id == 0:
+        return (f"{me} gave up after {timeout} s: {others} did not join at {address}. "
+                f"{_sentence(start.format(others, 'its own'))} (from another machine: "
+                f"check that this host's port is reachable), {longer}.")
+    if not coordinator_answers:
+        check = ("check --coordinator (process 0's HOST:PORT)" if flags
+                 else f"check the coordinator address of {cluster.source}")
+        return (f"{me} gave up after {timeout} s: nothing answers at the coordinator "
+                f"{address}. Start process 0 (the coordinator), {check}, {longer}.")
+    return (f"{me} gave up after {timeout} s: the coordinator {address} answers but not every "
+            f"process joined. {_sentence(start.format(f'all {n} processes', 'each its own'))}"
+            f" (0 to {n - 1}), {longer}.")
+
+
+def _give_up(cluster, timeout):
+    """The watchdog of ``initialize``: JAX's join blocks in C++ and then aborts the process
+    with "another task died"; this says what is missing and exits with status 1 first."""
+    import sys
+
+    answers = cluster.process_id != 0 and _answers(cluster.coordinator)
+    sys.stdout.flush()
+    print(_gave_up_message(cluster, timeout, answers), file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def _tensorflow_multi_worker_error():

@@ -85,7 +85,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
           weight_decay=1e-4, scale=2.0, rotate=10, flip=True, seed=0, overwrite=False,
           mixed_precision="auto", verbose=2, coordinator=None, num_processes=None,
           process_id=None, heartbeat_timeout=distribute.HEARTBEAT_TIMEOUT, folds=None,
-          fold=None, stratify=None, group_by=None):
+          fold=None, stratify=None, group_by=None, init_timeout=distribute.INIT_TIMEOUT):
     """Trains a ``DRNSegmenter`` with the reference recipe and scores it on the val split.
 
     The model takes raw 0-255 RGB and carries the data's normalisation (``preprocessing``
@@ -98,7 +98,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     losses and the logits stay float32.
 
     Several processes (JAX; ``coordinator``, ``num_processes``, ``process_id``, or the
-    launcher's environment, see ``keras_drn.distribute.initialize``): every process runs
+    launcher's environment, see ``keras_drn.distribute.initialize``; ``heartbeat_timeout``
+    and ``init_timeout`` are its): every process runs
     this with the same arguments; ``batch_size`` is the global batch, each process trains on
     ``batch_size / num_processes`` of it and BatchNormalization sees the whole of it. Only
     process 0 writes the run folder and scores the final model (the others return
@@ -144,7 +145,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         raise ValueError(f"batch_size={batch_size} (the global batch) does not divide over "
                          f"{cluster.num_processes} processes: give a multiple of "
                          f"{cluster.num_processes}.")
-    distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout)
+    distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout,
+                          init_timeout=init_timeout)
     # Only now: "auto" asks the backend for its devices, and JAX refuses to join a job
     # once anything has touched the backend.
     precision.apply(mixed_precision)

@@ -245,6 +245,11 @@ def test_a_single_process_needs_no_initialization():
     assert initialize(num_processes=1) == resolve_cluster(num_processes=1)
 
 
+def test_the_time_to_wait_for_the_other_processes_must_be_positive():
+    with pytest.raises(ValueError, match="must be positive; received --init-timeout 0"):
+        initialize("127.0.0.1:1234", 2, 0, init_timeout=0)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow pass")
 def test_tensorflow_refuses_several_processes_with_the_upstream_reason():
     with pytest.raises(NotImplementedError, match="MultiWorkerMirroredStrategy.*20585.*jax"):

@@ -243,3 +243,30 @@ def test_keras_drn_train_in_two_processes_writes_the_run_folder_from_process_0(t
     assert (folder / ".lock").read_text().strip() == str(procs[0].pid)
     assert "validation IoU" in chief and "wrote" in chief
     assert "validation IoU" not in worker and "wrote" not in worker
+
+
+def test_a_process_whose_peers_never_come_says_whom_it_waits_for_and_gives_up(tmp_path):
+    """One process of a two-process job: the chief alone (its worker never comes) and a
+    worker alone (nothing listens at its coordinator). Each names the coordinator and the
+    processes it waits for, then gives up after --init-timeout with the flags to fix."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    ports = [_free_port(), _free_port()]  # nothing listens at either
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "keras_drn.cli", "train", "--output-dir", str(tmp_path / str(i)),
+         "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
+         "--init-timeout", "3"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for i, port in enumerate(ports)]
+    chief, worker = _finish(procs, timeout=240)  # a hang guard: JAX alone waits 300 s
+    assert [p.returncode for p in procs] == [1, 1], chief[-3000:] + worker[-3000:]
+    coordinator = f"127.0.0.1:{ports[0]}"
+    assert f"listening on {coordinator}): waiting up to 3 s for process 1 to join" in chief
+    assert (f"Process 0 of 2 gave up after 3 s: process 1 did not join at {coordinator}. Start "
+            f"process 1 with --coordinator {coordinator} --num-processes 2 and its own "
+            "--process-id") in chief, chief[-3000:]
+    coordinator = f"127.0.0.1:{ports[1]}"
+    assert (f"Process 1 of 2: joining the job of coordinator {coordinator} (process 0), waiting "
+            "up to 3 s for process 0") in worker, worker[-3000:]
+    assert (f"Process 1 of 2 gave up after 3 s: nothing answers at the coordinator "
+            f"{coordinator}. Start process 0 (the coordinator), check --coordinator") in worker
+    assert "Traceback" not in chief + worker

@@ -376,7 +376,8 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
             shutdown_timeout_seconds=SHUTDOWN_TIMEOUT)
     except RuntimeError as error:
         raise RuntimeError(f"{error} Call keras_drn.distribute.initialize before building "
-                           "any model or running any JAX computation.") from error
+                           "any model, running any JAX computation or asking for the devices "
+                           "(keras_drn.precision's 'auto' does).") from error
     finally:
         watchdog.cancel()
     # What keras.distribution.initialize does next: one random seed for all processes when

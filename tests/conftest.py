@@ -1,6 +1,10 @@
 import keras
 import pytest
 
+# KERAS_DRN_CI_LEDGER=DIR (.ci/run): record the tests collected and run, for
+# .ci/check_every_test_ran.py.
+from tests.ci_ledger import pytest_configure  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():

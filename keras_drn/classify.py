@@ -357,7 +357,7 @@ def save_confusion_matrix(confusion, class_names, path, cell=48):
                            outline="gray")
             draw.text((x + 4, y + cell // 2 - 5), str(int(confusion[i, j])),
                       fill="black" if share[i, j] < 0.6 else "white")
-    save_png(np.asarray(image), path)
+    save_png(np.asarray(image), path, overwrite=True)  # a run's picture (keras_drn.runs)
     return path
 
 
@@ -392,19 +392,27 @@ def _resized(path, image_size):
 
 
 def write_submission(model, test_dir, path, class_names, image_size, probabilities=False,
-                     tta=True, batch_size=32):
+                     tta=True, batch_size=32, overwrite=False, option="--submission"):
     """Predicts every image of ``test_dir`` and writes a submission CSV (atomically).
 
     Rows are ``id`` (the file name without its extension) and ``label`` (the predicted class
     name) or, with ``probabilities``, one probability column per class. Every test image must
-    be readable: a submission cannot leave one out.
+    be readable: a submission cannot leave one out. Ids that start like a spreadsheet formula
+    are written verbatim, with one warning (``keras_drn.submission.warn_formula_ids``).
 
     Raises:
         ValueError: the folder is missing or has no images, or an image is unreadable (named).
+        FileExistsError: ``path`` exists, keras_drn did not write it and ``overwrite`` is
+            False (checked before predicting; ``option`` is the flag named).
     """
     from keras_drn.data.classification import _check_readable, list_images
+    from keras_drn.submission import warn_formula_ids
 
+    atomic.check_replaceable([path], overwrite, option)
     paths = list_images(test_dir, "test folder")
+    if os.path.realpath(path) in {os.path.realpath(p) for p in paths}:
+        raise ValueError(f"{option} {path} is one of the test images: choose another file for "
+                         "the CSV.")
     _check_readable(paths, [0] * len(paths), "raise", repr(os.fspath(test_dir)))
     rows = []
     for start in range(0, len(paths), batch_size):
@@ -421,16 +429,19 @@ def write_submission(model, test_dir, path, class_names, image_size, probabiliti
     else:
         writer.writerow(["id", "label"])
         writer.writerows([i, class_names[k]] for i, k in zip(ids, np.argmax(scores, -1)))
-    atomic.write_text(path, text.getvalue())
+    atomic.write_text(path, text.getvalue(), "submission", overwrite, option)
+    warn_formula_ids(ids, path)
     return scores
 
 
-def predict(model_path, test_dir, submission, probabilities=False, tta=True, info_path=None):
+def predict(model_path, test_dir, submission, probabilities=False, tta=True, info_path=None,
+            overwrite=False):
     """``write_submission`` for a saved run: the model file and its ``info.json``."""
     info = read_info(model_path, info_path)
+    atomic.check_replaceable([submission], overwrite, "--submission")
     model = load_classifier(model_path)
     write_submission(model, test_dir, submission, info["class_names"], info["image_size"],
-                     probabilities=probabilities, tta=tta)
+                     probabilities=probabilities, tta=tta, overwrite=overwrite)
     return submission
 
 

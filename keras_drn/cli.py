@@ -35,6 +35,9 @@ def _demo(args):
     from keras_drn.training import compile_segmenter
     from keras_drn.visualize import comparison_grid, save_png
 
+    from keras_drn import atomic
+
+    atomic.check_replaceable([args.output], args.overwrite, "--output")
     keras.utils.set_random_seed(args.seed)
     x_train, y_train, x_val, y_val, statistics = scene_split(
         args.train, args.val, size=args.size, seed=args.seed)
@@ -63,23 +66,39 @@ def _demo(args):
     print(iou_table(confusion_matrix(y_val, predictions, classes), CLASS_NAMES))
     grid = comparison_grid(x_val[:6], y_val[:6], predictions[:6], classes,
                            class_names=CLASS_NAMES)
-    save_png(grid, args.output)
+    save_png(grid, args.output, overwrite=args.overwrite)
     print(f"wrote {args.output} (image | ground truth | prediction)")
     return 0
+
+
+REPLACE_HELP = ("replace existing output files that keras_drn did not write (without it they "
+                "are refused, before any work; files it wrote are replaced)")
 
 
 def _none_or(value):
     return None if value in (None, "none", "None") else value
 
 
-def _scales(text):
+def _numbers(text):
     try:
-        scales = tuple(float(v) for v in text.split(","))
+        return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def _scales(text):
+    scales = _numbers(text)
     if not scales or min(scales) <= 0:
         raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
     return scales
+
+
+def _thresholds(text):
+    thresholds = _numbers(text)
+    if not all(0 < t < 1 for t in thresholds):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"thresholds are object probabilities strictly "
+                                         f"between 0 and 1, got {text!r}")
+    return thresholds
 
 
 def _train(args):
@@ -138,10 +157,11 @@ def _train_classifier(args):
         patience=args.patience, val_fraction=args.val_fraction, image_dir=args.image_dir,
         seed=args.seed, overwrite=args.overwrite, mixed_precision=args.mixed_precision,
         verbose=2 if args.one_line_per_epoch else 1)
-    if args.test_dir:
+    if args.test_dir:  # the run's own file: a folder holding another's was refused
         submission = os.path.join(args.output_dir, "submission.csv")
         classify.write_submission(model, args.test_dir, submission, report.class_names,
-                                  args.size, probabilities=args.probabilities)
+                                  args.size, probabilities=args.probabilities,
+                                  overwrite=True, option="--output-dir")
         print(f"wrote {submission}")
     return 0
 
@@ -181,14 +201,15 @@ def _predict(args):
         submission = args.submission or os.path.join(args.output_dir, "submission.csv")
         os.makedirs(os.path.dirname(submission) or ".", exist_ok=True)
         classify.predict(args.model, args.images[0], submission,
-                         probabilities=args.probabilities, tta=args.flip, info_path=args.info)
+                         probabilities=args.probabilities, tta=args.flip, info_path=args.info,
+                         overwrite=args.overwrite)
         print(f"wrote {submission}")
         return 0
     for path in segment.predict(args.model, _image_files(args.images), args.output_dir,
                                 scales=args.scales, flip=args.flip, info_path=args.info,
                                 threshold=args.threshold, min_size=args.min_size,
                                 submission=args.submission, layout=args.layout,
-                                order=args.rle_order):
+                                order=args.rle_order, overwrite=args.overwrite):
         print(f"wrote {path}")
     return 0
 
@@ -199,7 +220,8 @@ def _ensemble(args):
     written, _, _ = segment.ensemble(
         args.runs, _image_files(args.images), args.output_dir, threshold=args.threshold,
         min_size=args.min_size, flip=not args.no_flip, scales=args.scales,
-        submission=args.submission, layout=args.layout, order=args.rle_order)
+        submission=args.submission, layout=args.layout, order=args.rle_order,
+        overwrite=args.overwrite)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -214,11 +236,9 @@ def _threshold(args):
     for path in map(pathlib.Path, args.runs):
         found = sorted(p.parent for p in path.glob(f"fold-*/{folds.OOF}"))
         run_dirs += found if found and not (path / folds.OOF).exists() else [path]
-    output = args.output
-    if output is None and len(args.runs) == 1 and run_dirs != [pathlib.Path(args.runs[0])]:
-        output = pathlib.Path(args.runs[0]) / folds.THRESHOLD
-    search = folds.tune(run_dirs, output, thresholds=args.thresholds or folds.THRESHOLDS,
-                        min_sizes=args.min_sizes)
+    # Default output: threshold.json in the folder holding the folds (tune's default).
+    search = folds.tune(run_dirs, args.output, thresholds=args.thresholds or folds.THRESHOLDS,
+                        min_sizes=args.min_sizes, overwrite=args.overwrite)
     print(search)
     for threshold, min_size, dice in search.scores:
         print(f"  threshold {threshold:<5g} min size {min_size:<4d} mean Dice {dice:.4f}")
@@ -344,8 +364,9 @@ def _add_segmentation_commands(commands):
                        "mixed_float16 on older GPUs; float32 elsewhere)")
     train.add_argument("--overwrite", action="store_true",
                        help="delete the run already in --output-dir and start over (without "
-                       "it, a folder holding a different run is refused and the same run "
-                       "resumes)")
+                       "it, a folder holding a different run, or files of a run that "
+                       "keras_drn did not write, is refused and the same run resumes); with "
+                       "--fold all, also replace a threshold.json keras_drn did not write")
     train.add_argument("--one-line-per-epoch", action="store_true",
                        help="print one line per epoch instead of progress bars (for logs)")
     kfold = train.add_argument_group(
@@ -445,6 +466,7 @@ def _add_segmentation_commands(commands):
                          "(default, most competitions) or C row-major")
     predict.add_argument("--probabilities", action="store_true",
                          help="classifier: one probability column per class")
+    predict.add_argument("--overwrite", action="store_true", help=REPLACE_HELP)
     predict.set_defaults(run=_predict)
 
     ensemble = commands.add_parser(
@@ -473,6 +495,7 @@ def _add_segmentation_commands(commands):
                           help="submission rows, as keras-drn predict --layout")
     ensemble.add_argument("--rle-order", default="F", choices=["F", "C"],
                           help="F column-major (default) or C row-major")
+    ensemble.add_argument("--overwrite", action="store_true", help=REPLACE_HELP)
     ensemble.set_defaults(run=_ensemble)
 
     threshold = commands.add_parser(
@@ -484,13 +507,14 @@ def _add_segmentation_commands(commands):
         "writes it to threshold.json beside the folds, where keras-drn ensemble finds it.")
     threshold.add_argument("runs", nargs="+", help="fold run folders, or the folder holding "
                            "fold-* runs")
-    threshold.add_argument("--thresholds", type=_scales, default=None,
+    threshold.add_argument("--thresholds", type=_thresholds, default=None,
                            help="comma-separated thresholds to try (default 0.05..0.95 by "
                            "0.05)")
     threshold.add_argument("--min-sizes", type=_integers, default=(0,),
                            help="comma-separated minimum component sizes to try (default 0)")
     threshold.add_argument("--output", help="the JSON to write (default threshold.json in the "
-                           "folder holding the folds)")
+                           "folder holding the folds, written only from all the folds)")
+    threshold.add_argument("--overwrite", action="store_true", help=REPLACE_HELP)
     threshold.set_defaults(run=_threshold)
 
 
@@ -506,7 +530,12 @@ def _upgrade(args):
     from keras_drn import runs
 
     for path in args.runs:
+        folder = runs.RunFolder(path)
+        before = runs.read_json(folder.info_path) if folder.info_path.is_file() else {}
         info = runs.upgrade(path)
+        if before.get("format") == runs.FORMAT:
+            print(f"{path}: already run folder format {runs.FORMAT}; nothing to convert")
+            continue
         print(f"{path}: run folder format {info['format']} ({info['task']}); its models take "
               "raw 0-255 RGB and carry their normalisation")
     return 0
@@ -586,6 +615,8 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
     demo.add_argument("--mixed-precision", default="auto", choices=precision.CHOICES,
                       help="dtype policy (default auto, as for train)")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace an --output file that keras_drn did not write")
     demo.set_defaults(run=_demo)
     return parser
 

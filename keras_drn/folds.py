@@ -14,6 +14,7 @@ ensemble`` uses by default.
 import dataclasses
 import json
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -203,9 +204,10 @@ def out_of_fold(model, data, flip=True):
     return ids, probabilities, masks
 
 
-def write_oof(path, ids, probabilities, masks, folds, fold):
+def write_oof(path, ids, probabilities, masks, folds, fold, overwrite=False):
     """``oof.npz`` (atomically): ``ids`` (str), ``folds``, ``fold``, and per example ``i``
-    (zero-padded) ``probability_i`` (float16) and ``mask_i`` (uint8)."""
+    (zero-padded) ``probability_i`` (float16) and ``mask_i`` (uint8). An existing ``path``
+    keras_drn did not write is refused unless ``overwrite`` (``keras_drn.atomic``)."""
     arrays = {"ids": np.asarray(ids, dtype=str), "folds": np.int64(folds),
               "fold": np.int64(fold)}
     width = len(str(max(len(ids) - 1, 0)))
@@ -213,25 +215,44 @@ def write_oof(path, ids, probabilities, masks, folds, fold):
         arrays[f"probability_{i:0{width}d}"] = np.asarray(probability, np.float16)
         arrays[f"mask_{i:0{width}d}"] = np.asarray(mask, np.uint8)
     return atomic.write_atomically(path, lambda temporary: np.savez_compressed(
-        temporary, **arrays), "run")
+        temporary, **arrays), "run", overwrite)
+
+
+_REWRITE = ("delete it and rerun the fold's keras-drn train --folds K --fold I command (a "
+            "complete fold rewrites a missing oof.npz without training)")
 
 
 def read_oof(path):
     """``write_oof``'s file as a dict: ``ids`` (tuple), ``folds``, ``fold`` (ints),
-    ``probabilities`` and ``masks`` (lists)."""
+    ``probabilities`` and ``masks`` (lists). ValueError naming the file and how to rewrite it
+    when it is truncated or corrupt, lacks an entry, or holds probabilities that are not
+    finite or outside [0, 1]."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No {path}: keras-drn train --folds K --fold I writes it at "
                                 "the end of the fold; rerun the fold's command to write it.")
-    with np.load(path, allow_pickle=False) as stored:
-        ids = tuple(str(v) for v in stored["ids"])
-        probabilities = [stored[k] for k in sorted(k for k in stored if
-                                                   k.startswith("probability_"))]
-        masks = [stored[k] for k in sorted(k for k in stored if k.startswith("mask_"))]
-        folds, fold = int(stored["folds"]), int(stored["fold"])
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            ids = tuple(str(v) for v in stored["ids"])
+            probabilities = [stored[k] for k in sorted(k for k in stored if
+                                                       k.startswith("probability_"))]
+            masks = [stored[k] for k in sorted(k for k in stored if k.startswith("mask_"))]
+            folds, fold = int(stored["folds"]), int(stored["fold"])
+    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile,
+            zipfile.LargeZipFile) as error:
+        raise ValueError(f"{path} is damaged (truncated, corrupt or not an oof.npz of "
+                         f"keras_drn: {type(error).__name__}: {error}); {_REWRITE}.") from error
     if not len(ids) == len(probabilities) == len(masks):
         raise ValueError(f"{path} is inconsistent: {len(ids)} ids, {len(probabilities)} "
-                         f"probabilities, {len(masks)} masks.")
+                         f"probabilities, {len(masks)} masks; {_REWRITE}.")
+    for image_id, probability in zip(ids, probabilities):
+        values = np.asarray(probability, np.float32)
+        if not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(
+                initial=0) > 1:
+            bad = "not finite (NaN or inf)" if not np.isfinite(values).all() else (
+                f"outside [0, 1] ({values.min():g} to {values.max():g})")
+            raise ValueError(f"{path}: the probabilities of {image_id!r} are {bad}, which no "
+                             f"model's sigmoid gives; {_REWRITE}.")
     return {"ids": ids, "folds": folds, "fold": fold, "probabilities": probabilities,
             "masks": masks}
 
@@ -314,16 +335,27 @@ def search_threshold(probabilities, masks, thresholds=THRESHOLDS, min_sizes=(0,)
                            dice_at_half=half, images=len(masks), scores=scores)
 
 
-def tune(run_dirs, output=None, thresholds=THRESHOLDS, min_sizes=(0,)):
+def tune(run_dirs, output=None, thresholds=THRESHOLDS, min_sizes=(0,), overwrite=False):
     """``search_threshold`` on the out-of-fold predictions (``oof.npz``) of the fold runs
     ``run_dirs``, written to ``output`` (default ``threshold.json`` in their common parent
     folder) with the runs and the folds they cover. Returns the ``ThresholdSearch``.
 
     ValueError when the runs come from different k-fold splits, hold the same fold twice or
-    share held-out ids."""
+    share held-out ids, and when they hold only some folds of their split and ``output`` is
+    the default ``threshold.json`` (which ``keras-drn ensemble`` uses for all folds): give
+    ``output`` for a search on those folds alone. FileExistsError (before the search) for an
+    ``output`` that keras_drn did not write, unless ``overwrite``."""
     run_dirs = [pathlib.Path(d) for d in run_dirs]
     if not run_dirs:
         raise ValueError("No fold runs given to tune the threshold on.")
+    default = output is None
+    if default:
+        parents = {d.resolve().parent for d in run_dirs}
+        if len(parents) != 1:
+            raise ValueError("The runs are in different folders: say where to write the "
+                             "threshold (output=, keras-drn threshold --output FILE).")
+        output = parents.pop() / THRESHOLD
+    atomic.check_replaceable([output], overwrite, "--output")
     stored = [read_oof(d / OOF) for d in run_dirs]
     counts = {s["folds"] for s in stored}
     if len(counts) > 1:
@@ -333,6 +365,14 @@ def tune(run_dirs, output=None, thresholds=THRESHOLDS, min_sizes=(0,)):
     if len(set(held)) != len(held):
         raise ValueError(f"The runs hold fold(s) {sorted({f for f in held if held.count(f) > 1})}"
                          " twice: give each fold once.")
+    split_folds = next(iter(counts))
+    if default and sorted(held) != list(range(split_folds)):
+        missing = sorted(set(range(split_folds)) - set(held))
+        raise ValueError(
+            f"The runs hold fold(s) {sorted(held)} of {split_folds} (missing {missing}): a "
+            f"search on them would replace the {output} that keras-drn ensemble uses for "
+            f"all folds. Give every fold (or the folder holding the fold-* runs), or write "
+            f"this search elsewhere with --output FILE (output=).")
     ids = [i for s in stored for i in s["ids"]]
     if len(set(ids)) != len(ids):
         shared = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -341,15 +381,9 @@ def tune(run_dirs, output=None, thresholds=THRESHOLDS, min_sizes=(0,)):
     search = search_threshold([p for s in stored for p in s["probabilities"]],
                               [m for s in stored for m in s["masks"]],
                               thresholds=thresholds, min_sizes=min_sizes)
-    if output is None:
-        parents = {d.resolve().parent for d in run_dirs}
-        if len(parents) != 1:
-            raise ValueError("The runs are in different folders: say where to write the "
-                             "threshold (output=).")
-        output = parents.pop() / THRESHOLD
-    record = dict(search.as_dict(), folds=counts.pop(), folds_used=sorted(held),
+    record = dict(search.as_dict(), folds=split_folds, folds_used=sorted(held),
                   runs=[str(d) for d in run_dirs])
-    atomic.write_json(output, record)
+    atomic.write_json(output, record, overwrite=overwrite, option="--output")
     return search
 
 
@@ -360,8 +394,11 @@ def read_threshold(folder):
         return None
     try:
         record = json.loads(path.read_text())
-        float(record["threshold"]), int(record.get("min_size", 0))
-    except (ValueError, KeyError, TypeError) as error:
+        threshold, min_size = float(record["threshold"]), int(record.get("min_size", 0))
+        if not 0 < threshold < 1 or min_size < 0:  # NaN fails the first test too
+            raise ValueError(f"threshold {threshold!r} outside (0, 1) or min_size "
+                             f"{min_size!r} < 0")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path} is not a threshold file of keras_drn.folds.tune ({error}); "
                          "delete it or run keras-drn threshold again.") from error
     return record

@@ -49,6 +49,9 @@ from keras_drn import atomic
 FORMAT = 2
 INFO, MODEL, BEST, LOG, STATE, LOCK = (
     "info.json", "model.keras", "best.keras", "log.csv", "state", ".lock")
+# What a run writes beside its models, recorded as keras_drn's (keras_drn.atomic): a new run
+# refuses a folder where such a file exists that keras_drn did not write, unless --overwrite.
+OUTPUTS = ("val_predictions.png", "confusion_matrix.png", "submission.csv", "oof.npz")
 # Keys whose values identify a run: a rerun with other values is another run.
 IDENTITY = {
     "segmentation": ("task", "data", "num_classes", "class_names", "size", "crop_size", "seed",
@@ -174,16 +177,28 @@ class RunFolder:
             raise RunError(f"No {self.info_path}: it holds the classes and settings of the "
                            "run (keras-drn train writes it). Pass the run's model.keras, or "
                            "--info PATH.")
-        try:
-            info = json.loads(self.info_path.read_text())
-        except ValueError as error:
-            raise RunError(f"{self.info_path} is not valid JSON ({error}).") from error
+        info = read_json(self.info_path)
         if info.get("format") != FORMAT:
             raise RunError(
                 f"{self.path} was written by an older keras_drn (its info.json has no "
                 f"'format': {FORMAT}): its model expects inputs normalised outside the model. "
                 f"Convert it once with: keras-drn upgrade {self.path}")
         return info
+
+    def precision_error(self, recorded, policy, epochs):
+        """The RunError of a resume in another dtype policy than the epochs done ran in."""
+        return RunError(
+            f"{self.path} trained {epochs} epoch(s) in {recorded}; resuming it in {policy} "
+            f"would mix precisions in one run. Resume it with --mixed-precision {recorded} "
+            f"(mixed_precision={recorded!r}), use another --output-dir, or --overwrite "
+            "(overwrite=True) to start over.")
+
+    def check_precision(self, info, policy):
+        """RunError when the run of ``info`` (``start``'s) has epochs done in another dtype
+        policy than ``policy``, the one about to train more."""
+        recorded = info.get("dtype_policy")
+        if info.get("epochs_done") and recorded and recorded != policy:
+            raise self.precision_error(recorded, policy, info["epochs_done"])
 
     def write_info(self, info):
         atomic.write_json(self.info_path, info, "run")
@@ -209,6 +224,17 @@ class RunFolder:
                     f"{self.path} holds another run ({'; '.join(changed)}). Use another "
                     "--output-dir, or --overwrite (overwrite=True) to delete it and start "
                     "over.")
+            recorded = existing.get("dtype_policy")
+            if existing.get("epochs_done") and recorded and info.get("dtype_policy") not in (
+                    None, recorded):
+                if existing.get("status") != "complete":
+                    raise self.precision_error(recorded, info["dtype_policy"],
+                                               existing["epochs_done"])
+                # Nothing of a complete run trains in this precision unless it is extended,
+                # which check_precision refuses: its record keeps the one its epochs ran in.
+                info = dict(info, dtype_policy=recorded)
+        if existing is None and not overwrite:  # files a run writes, but not this run's
+            atomic.check_replaceable([self.path / name for name in OUTPUTS], False)
         if overwrite:
             self.clear()
             existing = None
@@ -261,11 +287,26 @@ class RunFolder:
 
     def clear(self):
         """Deletes the files of the run this folder holds (not other files)."""
-        for name in (INFO, MODEL, BEST, LOG, "val_predictions.png", "confusion_matrix.png",
-                     "submission.csv", "best.weights.h5"):
+        for name in (INFO, MODEL, BEST, LOG, "best.weights.h5") + OUTPUTS:
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def read_json(path):
+    """The JSON object of an ``info.json`` (``path``); RunError naming the file and what to do
+    when it cannot be read, is not JSON, or is not an object."""
+    path = pathlib.Path(path)
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise RunError(f"{path} is damaged: not readable JSON ({error}). Restore it from a "
+                       "copy, or retrain the run (keras-drn train ... --overwrite).") from error
+    if not isinstance(info, dict):
+        raise RunError(f"{path} is damaged: a JSON {type(info).__name__}, not the object of a "
+                       "run's info.json. Restore it from a copy, or retrain the run "
+                       "(keras-drn train ... --overwrite).")
+    return info
 
 
 def run_of(model_path, info_path=None):
@@ -285,6 +326,8 @@ def task_of(model_path, info_path=None):
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(info, dict):
+        return None  # not a run's: read_info names the damage where a run is needed
     if "format" in info or "backbone" in info:  # a run folder, current or of keras_drn 0.1
         return info.get("task", "segmentation")
     return None  # another info.json (a dataset folder's, say)
@@ -300,14 +343,23 @@ def upgrade(path):
     with folder.lock():
         if not folder.info_path.is_file():
             raise RunError(f"No {folder.info_path}: not a run folder.")
-        info = json.loads(folder.info_path.read_text())
+        info = read_json(folder.info_path)
         if info.get("format") == FORMAT:
             return info
         task = info.get("task", "segmentation")
-        for model_path in (folder.model_path, folder.best_path):
-            if not model_path.exists():
-                continue
-            model = load_model(model_path)
+        models = [p for p in (folder.model_path, folder.best_path) if p.exists()]
+        if not models:
+            raise RunError(f"{folder.path} holds no {MODEL} or {BEST}: there is nothing to "
+                           "convert, and its info.json is left as it is. Upgrade the folder "
+                           "that holds the run's models, or train it again with keras-drn "
+                           "train.")
+        loaded = [(p, load_model(p)) for p in models]  # all checked before any is rewritten
+        if any(preprocessing_of(m) is None for _, m in loaded) and not all(
+                isinstance(info.get(k), list) and len(info[k]) == 3 for k in ("mean", "std")):
+            raise RunError(f"{folder.info_path} has no 'mean' and 'std' (three numbers each): "
+                           "the normalisation its models need. Add them (the statistics the "
+                           "run was trained with), then run keras-drn upgrade again.")
+        for model_path, model in loaded:
             if preprocessing_of(model) is None:
                 model = with_preprocessing(model, info["mean"], info["std"])
                 atomic.write_atomically(model_path, model.save, "run")

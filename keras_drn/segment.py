@@ -196,7 +196,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
             run.finish(info)
             print(f"validation IoU (%) of {run.model_path}:\n{report.table}")
             return model, report
-        if distribute.is_chief():  # an earlier model's (run.clear does not know it)
+        run.check_precision(info, keras.config.dtype_policy().name)  # its epochs' precision
+        if distribute.is_chief():  # an earlier model's
             oof_path.unlink(missing_ok=True)
         train_set = data_lib.segmentation_pipeline(
             train_data, batch_size, training=True, crop_size=crop_size, scale=scale,
@@ -249,7 +250,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         predictions = multi_scale_predict(model, inputs, scales=(1.0,), flip=False)
         grid_path = run.path / "val_predictions.png"
         save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
-                                 class_names=names), grid_path)
+                                 class_names=names), grid_path, overwrite=True)  # the run's
         if folds is not None:
             _write_oof(model, val_data, oof_path, folds, fold)
         run.finish(dict(info, epochs_done=max(epochs, info["epochs_done"])),
@@ -272,12 +273,13 @@ def _write_oof(model, val_data, path, folds, fold):
     from keras_drn import folds as fold_lib
 
     ids, probabilities, masks = fold_lib.out_of_fold(model, val_data)
-    fold_lib.write_oof(path, ids, probabilities, masks, folds, fold)
+    fold_lib.write_oof(path, ids, probabilities, masks, folds, fold, overwrite=True)  # the run's
     print(f"wrote {path}: out-of-fold probabilities of the {len(ids)} images of fold "
           f"{fold}/{folds}")
 
 
-def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", **kwargs):
+def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", overwrite=False,
+                **kwargs):
     """Trains every fold of a k-fold split: ``train(..., folds=folds, fold=I,
     output_dir=OUTPUT_DIR/fold-I)`` for I = 0 .. folds - 1 (``kwargs``: ``train``'s other
     arguments), then, for a binary run, searches the threshold (and the minimum component
@@ -285,6 +287,8 @@ def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", **kw
     of all folds (``keras_drn.folds.tune``), written to ``OUTPUT_DIR/threshold.json`` and
     printed. Rerunning it resumes the unfinished folds. Returns ``(reports, search)``: the
     folds' validation reports and the ``ThresholdSearch`` (``None`` for a multi-class run).
+    ``overwrite``: ``train``'s, and also replace a ``threshold.json`` keras_drn did not write
+    (checked before any fold trains).
     """
     from keras_drn import folds as fold_lib
 
@@ -292,20 +296,23 @@ def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", **kw
         raise ValueError(f"train_folds trains every fold (fold='all'); received fold={fold!r}: "
                          "call train(..., folds=K, fold=I) for one.")
     fold_lib.check_folds(folds, "all", kwargs.get("stratify"), kwargs.get("group_by"))
+    threshold_path = pathlib.Path(output_dir) / fold_lib.THRESHOLD
+    atomic.check_replaceable([threshold_path], overwrite, "--output-dir")
     reports, run_dirs = [], []
     for index in range(folds):
         print(f"fold {index}/{folds}:")
         run_dir = fold_lib.fold_dir(output_dir, index)
-        model, report = train(output_dir=run_dir, folds=folds, fold=index, **kwargs)
+        model, report = train(output_dir=run_dir, folds=folds, fold=index, overwrite=overwrite,
+                              **kwargs)
         reports.append(report)
         run_dirs.append(run_dir)
         binary = model is not None and model.output.shape[-1] == 1
         del model
     search = None
     if binary and distribute.is_chief():  # only process 0 writes
-        search = fold_lib.tune(run_dirs, pathlib.Path(output_dir) / fold_lib.THRESHOLD,
-                               min_sizes=min_sizes)
-        print(f"{search}: wrote {pathlib.Path(output_dir) / fold_lib.THRESHOLD}")
+        search = fold_lib.tune(run_dirs, threshold_path, min_sizes=min_sizes,
+                               overwrite=overwrite)
+        print(f"{search}: wrote {threshold_path}")
     return reports, search
 
 
@@ -404,7 +411,8 @@ def display_classes(num_classes, class_names):
 
 
 def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path=None,
-            alpha=0.5, threshold=0.5, min_size=0, submission=None, layout=None, order="F"):
+            alpha=0.5, threshold=0.5, min_size=0, submission=None, layout=None, order="F",
+            overwrite=False):
     """Writes, for each image file, ``<name>_mask.png`` (a palette PNG whose pixel values are
     the class ids; a binary run's are 0/1) and ``<name>_overlay.png`` (the coloured mask over
     the image), ``<name>`` distinct per input (``output_names``). Returns the written paths.
@@ -424,6 +432,9 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
             (default otherwise: ``ImageId_ClassId,EncodedPixels`` for every image and class
             1..C-1); ids are the output names; ``order`` "F" (column-major, Kaggle's usual)
             or "C".
+        overwrite: replace existing files keras_drn did not write (``keras_drn.atomic.
+            check_replaceable``; without it they are refused before anything is predicted).
+            ``submission`` may never be one of ``images``.
     """
     from keras_drn.data.images import read_image
     from keras_drn.evaluation import multi_scale_predict
@@ -451,13 +462,27 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
                              f"{other.get('class_names')}, {members[0]} "
                              f"{info['num_classes']} {info.get('class_names')}: an ensemble's "
                              "members must share their classes.")
-    models = [load_segmenter(member) for member in members]
+    names = output_names(images)
+    outputs = [os.path.join(output_dir, f"{name}_{kind}.png") for name in names
+               for kind in ("mask", "overlay")]
+    inputs = {os.path.realpath(p) for p in images}
+    if submission is not None and os.path.realpath(submission) in inputs:
+        raise ValueError(f"--submission {submission} is one of the images to predict: choose "
+                         "another file for the CSV.")
+    clobbered = sorted(inputs.intersection(map(os.path.realpath, outputs)))
+    if clobbered:
+        raise ValueError(f"{clobbered[0]} is an input image and would be replaced by an "
+                         "output of the same name: choose another --output-dir.")
     atomic.check_writable(output_dir)
+    atomic.check_replaceable(outputs, overwrite, "--output-dir")
+    if submission is not None:
+        atomic.check_replaceable([submission], overwrite, "--submission")
+    models = [load_segmenter(member) for member in members]
     classes, _ = display_classes(info["num_classes"], info.get("class_names"))
     layout = layout or ("image" if info["num_classes"] == 1 else "image_class")
     written, rows = [], []
     colours = palette(classes)
-    for path, name in zip(images, output_names(images)):
+    for path, name in zip(images, names):
         picture = read_image(path).astype("float32")
         if len(models) == 1:
             labels = multi_scale_predict(models[0], picture, scales=scales, flip=flip,
@@ -475,23 +500,26 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
         mask_path = os.path.join(output_dir, f"{name}_mask.png")
         mask = Image.fromarray(labels.astype("uint8"), mode="P")
         mask.putpalette(colours.reshape(-1).tolist())
-        atomic.write_atomically(mask_path, lambda temporary: mask.save(temporary, format="PNG"))
+        atomic.write_atomically(mask_path, lambda temporary: mask.save(temporary, format="PNG"),
+                                overwrite=overwrite)
         overlay = (1 - alpha) * picture + alpha * colorize(labels, classes)
         overlay_path = os.path.join(output_dir, f"{name}_overlay.png")
-        save_png(overlay.round().astype("uint8"), overlay_path)
+        save_png(overlay.round().astype("uint8"), overlay_path, overwrite=overwrite,
+                 option="--output-dir")
         written += [mask_path, overlay_path]
         if layout == "image":
             rows.append((name, (labels > 0).astype("uint8")))
         else:
             rows += [(name, c, (labels == c).astype("uint8")) for c in range(1, classes)]
     if submission is not None:
-        write_submission(submission, rows, layout=layout, order=order)
+        write_submission(submission, rows, layout=layout, order=order, overwrite=overwrite)
         written.append(os.fspath(submission))
     return written
 
 
 def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=True,
-             scales=(1.0,), submission=None, layout=None, order="F", alpha=0.5):
+             scales=(1.0,), submission=None, layout=None, order="F", alpha=0.5,
+             overwrite=False):
     """The fold ensemble's ``predict``: masks (and a submission) from the mean of the
     probabilities of several runs, with flip TTA by default.
 
@@ -501,7 +529,7 @@ def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=Tr
         threshold, min_size: default: those of the ``threshold.json`` (``keras_drn.folds.
             tune``) of the folder holding the folds (the one given, or the runs' common
             parent) when there is one, else 0.5 and 0.
-        flip, scales, submission, layout, order, alpha: as ``predict``.
+        flip, scales, submission, layout, order, alpha, overwrite: as ``predict``.
 
     Returns:
         ``(written, threshold, min_size)``: the written paths and the threshold and minimum
@@ -534,5 +562,5 @@ def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=Tr
           + (f" ({fold_lib.THRESHOLD} of the folds)" if tuned else ""))
     written = predict([str(m) for m in models], images, output_dir, scales=scales, flip=flip,
                       alpha=alpha, threshold=threshold, min_size=min_size,
-                      submission=submission, layout=layout, order=order)
+                      submission=submission, layout=layout, order=order, overwrite=overwrite)
     return written, threshold, min_size

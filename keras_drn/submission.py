@@ -14,12 +14,15 @@ import io
 import math
 import numbers
 import re
+import warnings
 
 import numpy as np
 
 from keras_drn.atomic import write_text
 
 ORDERS = ("F", "C")
+# A cell starting with one of these is a formula to a spreadsheet (CSV/formula injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # layout -> header; rows are (image_id, mask) for "image", (image_id, class_id, mask) else.
 LAYOUTS = {
@@ -177,7 +180,24 @@ def _encoded(mask, order):
     return rle_encode(mask, order)
 
 
-def write_submission(path, rows, layout="image", order="F", columns=None):
+def warn_formula_ids(ids, path):
+    """One warning naming the ``ids`` that start like a spreadsheet formula (``=``, ``+``,
+    ``-``, ``@``, tab, carriage return) and why they are written as they are: Kaggle scores
+    ids exactly, so they are not escaped. Returns those ids."""
+    risky = [str(i) for i in ids if str(i).startswith(FORMULA_STARTS)]
+    if risky:
+        shown = ", ".join(repr(i) for i in risky[:5]) + (
+            f" and {len(risky) - 5} more" if len(risky) > 5 else "")
+        warnings.warn(
+            f"{path}: {len(risky)} id(s) start like a spreadsheet formula ({shown}). They are "
+            "written exactly as they are, since Kaggle matches ids verbatim; a spreadsheet "
+            "opening this file may run them as formulas: open it as text, or import it with "
+            "the id column typed as text.", UserWarning, stacklevel=3)
+    return risky
+
+
+def write_submission(path, rows, layout="image", order="F", columns=None, overwrite=False,
+                     option="--submission"):
     """Writes a submission CSV atomically (``keras_drn.atomic``); returns ``path``.
 
     Args:
@@ -196,6 +216,10 @@ def write_submission(path, rows, layout="image", order="F", columns=None):
             "rle_mask")`` (Carvana).
 
     A key (image, or image and class) given twice is refused: Kaggle rejects such files.
+    An existing ``path`` that keras_drn did not write (a ``train.csv``, an image) is refused
+    unless ``overwrite`` (FileExistsError naming ``option``, ``keras_drn.atomic``). Ids that
+    start like a spreadsheet formula are written verbatim, with one warning
+    (``warn_formula_ids``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}.")
@@ -229,4 +253,7 @@ def write_submission(path, rows, layout="image", order="F", columns=None):
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(lines)
-    return write_text(path, text.getvalue(), what="submission")
+    written = write_text(path, text.getvalue(), what="submission", overwrite=overwrite,
+                         option=option)
+    warn_formula_ids([line[0] for line in lines], path)
+    return written

@@ -55,12 +55,14 @@ def to_uint8(image, value_range=1.0):
     return (255 * image).round().astype("uint8")
 
 
-def save_png(array, path):
+def save_png(array, path, overwrite=False, option="--output"):
     """Writes a uint8 RGB (or grayscale) array as a PNG, atomically
-    (``keras_drn.atomic.write_atomically``; missing folders are created)."""
+    (``keras_drn.atomic.write_atomically``; missing folders are created). An existing file
+    that keras_drn did not write is refused (FileExistsError naming ``option``, the flag
+    that chose ``path``) unless ``overwrite``."""
     picture = Image.fromarray(np.asarray(array, dtype="uint8"))
     return write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"),
-                            what="picture")
+                            what="picture", overwrite=overwrite, option=option)
 
 
 def _font():

@@ -356,3 +356,42 @@ def test_train_starts_from_the_backbone_weights_file(run, tmp_path):
     model, _ = classify.train(**dict(_arguments(root), output_dir=str(tmp_path / "run"),
                                      backbone_weights=str(path), epochs=0))
     _assert_backbone_holds(model, expected)
+
+
+def _tiny_classifier_run(folder):
+    """A classification run folder by hand: a 2-class model of the mean colour."""
+    from keras_drn import runs
+
+    inputs = keras.Input((None, None, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Rescaling(1 / 255)(
+        pooled))
+    folder.mkdir(parents=True)
+    keras.Model(inputs, outputs).save(folder / runs.MODEL)
+    (folder / runs.INFO).write_text(json.dumps({
+        "task": "classification", "format": runs.FORMAT, "num_classes": 2,
+        "class_names": ["blue", "red"], "image_size": 8}))
+    return folder / runs.MODEL
+
+
+def test_predict_replaces_only_a_submission_keras_drn_wrote(tmp_path, recwarn):
+    from keras_drn import cli
+
+    model = _tiny_classifier_run(tmp_path / "run")
+    for name in ("=cmd", "t1"):
+        _write_scene(tmp_path / "test" / f"{name}.png", COLOURS["red"], 0, size=8)
+    train_csv = tmp_path / "train.csv"
+    train_csv.write_text("id,label\nx,red\n")
+    command = ["predict", str(model), str(tmp_path / "test"), "--submission"]
+    with pytest.raises(FileExistsError, match=f"{train_csv} exists and was not written by "
+                       "keras_drn.*another --submission, or pass --overwrite"):
+        cli.main(command + [str(train_csv)])
+    assert train_csv.read_text() == "id,label\nx,red\n"
+    with pytest.raises(ValueError, match="is one of the test images"):
+        cli.main(command + [str(tmp_path / "test" / "t1.png"), "--overwrite"])
+    with pytest.warns(UserWarning, match=r"1 id\(s\) start like a spreadsheet formula "
+                      r"\('=cmd'\)\. They are written exactly as they are"):
+        assert cli.main(command + [str(train_csv), "--overwrite"]) == 0
+    with open(train_csv, newline="") as stream:
+        assert [row[0] for row in csv.reader(stream)] == ["id", "=cmd", "t1"]
+    assert cli.main(command + [str(train_csv)]) == 0  # now its own: replaced

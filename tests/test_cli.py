@@ -49,6 +49,18 @@ def test_demo_trains_and_reports_miou(capsys, tmp_path):
     assert drawn <= colours and len(drawn) >= 1
 
 
+def test_demo_refuses_an_output_keras_drn_did_not_write_before_training(capsys, tmp_path):
+    output = tmp_path / "holiday.png"
+    Image.fromarray(np.full((3, 3, 3), 9, np.uint8)).save(output)
+    before = output.read_bytes()
+    with pytest.raises(FileExistsError, match=f"{output} exists and was not written by "
+                       "keras_drn.*another --output, or pass --overwrite"):
+        cli.main(["demo", "--size", "16", "--train", "16", "--val", "8", "--epochs", "1",
+                  "--batch-size", "8", "--output", str(output)])
+    assert output.read_bytes() == before
+    assert "parameters" not in capsys.readouterr().out  # refused before the model was built
+
+
 def test_help_explains_options(capsys):
     with pytest.raises(SystemExit):
         cli.main(["demo", "--help"])

@@ -251,3 +251,134 @@ def test_train_a_fold_writes_its_out_of_fold_probabilities(tmp_path, capsys):
     assert cli.main(arguments) == 0
     assert "nothing to train" in capsys.readouterr().out
     assert folds.read_oof(run / folds.OOF)["ids"] == stored["ids"]
+
+
+def _two_folds(tmp_path):
+    """``cv/fold-0`` and ``cv/fold-1`` of a 2-fold split, each with its oof.npz and a model."""
+    a = np.array([[0.9, 0.2], [0.6, 0.1]], np.float32)
+    mask = np.array([[1, 0], [1, 0]], np.uint8)
+    for fold, ids in ((0, ["x", "y"]), (1, ["z"])):
+        run = _write_fold(tmp_path, fold, ids, [a] * len(ids), [mask] * len(ids))
+        (run / runs.INFO).write_text(json.dumps({"task": "segmentation",
+                                                 "format": runs.FORMAT, "num_classes": 1}))
+    return tmp_path / "cv"
+
+
+def test_threshold_of_one_fold_does_not_replace_the_folds_threshold(tmp_path, capsys):
+    cv = _two_folds(tmp_path)
+    assert cli.main(["threshold", str(cv)]) == 0
+    record = (cv / folds.THRESHOLD).read_text()
+    assert json.loads(record)["folds_used"] == [0, 1]
+    with pytest.raises(ValueError, match=r"fold\(s\) \[0\] of 2 \(missing \[1\]\).*"
+                       r"threshold.json.*--output FILE"):
+        cli.main(["threshold", str(cv / "fold-0")])
+    assert (cv / folds.THRESHOLD).read_text() == record  # the k-fold search is kept
+    alone = tmp_path / "fold-0-threshold.json"
+    assert cli.main(["threshold", str(cv / "fold-0"), "--output", str(alone)]) == 0
+    assert json.loads(alone.read_text())["folds_used"] == [0]
+
+
+def test_threshold_json_not_written_by_keras_drn_is_kept_unless_overwrite(tmp_path):
+    cv = _two_folds(tmp_path)
+    mine = json.dumps({"threshold": 0.3, "min_size": 0, "note": "tuned by hand"})
+    (cv / folds.THRESHOLD).write_text(mine)
+    with pytest.raises(FileExistsError, match="threshold.json exists and was not written by "
+                       "keras_drn.*--output, or pass --overwrite"):
+        cli.main(["threshold", str(cv)])
+    assert (cv / folds.THRESHOLD).read_text() == mine
+    assert cli.main(["threshold", str(cv), "--overwrite"]) == 0
+    assert json.loads((cv / folds.THRESHOLD).read_text())["folds_used"] == [0, 1]
+    assert cli.main(["threshold", str(cv), "--min-sizes", "0,1"]) == 0  # its own: replaced
+    assert json.loads((cv / folds.THRESHOLD).read_text())["scores"][-1][1] == 1
+    foreign = tmp_path / "elsewhere" / folds.OOF
+    foreign.parent.mkdir()
+    np.savez(foreign, ids=["mine"])
+    with pytest.raises(FileExistsError, match="oof.npz exists and was not written"):
+        folds.write_oof(foreign, ["x"], [np.zeros((2, 2))], [np.zeros((2, 2), np.uint8)], 2, 0)
+    assert np.load(foreign)["ids"].tolist() == ["mine"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("nan", r"probabilities of 'y' are not finite"),
+    ("range", r"probabilities of 'y' are outside \[0, 1\] \(0 to 1.5\)"),
+    ("truncated", r"is damaged \(truncated, corrupt"),
+    ("garbage", r"is damaged \(truncated, corrupt"),
+    ("no-ids", r"is damaged .*KeyError"),
+])
+def test_a_bad_oof_file_is_named_with_how_to_rewrite_it(tmp_path, damage, message):
+    cv = _two_folds(tmp_path)
+    path = cv / "fold-0" / folds.OOF
+    probability = np.array([[0.2, 0.5], [0.0, 1.5 if damage == "range" else np.nan]])
+    if damage in ("nan", "range"):
+        folds.write_oof(path, ["x", "y"], [np.zeros((2, 2)), probability],
+                        [np.zeros((2, 2), np.uint8)] * 2, 2, 0)
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip archive")
+    else:
+        np.savez(path, folds=2, fold=0)
+    expected = f"{path}: .*{message}" if damage in ("nan", "range") else f"{path} {message}"
+    with pytest.raises(ValueError, match=expected + ".*delete it and rerun the fold's "
+                       "keras-drn train --folds K --fold I"):
+        cli.main(["threshold", str(cv)])
+    assert not (cv / folds.THRESHOLD).exists()
+
+
+def test_thresholds_out_of_range_are_named_as_thresholds(tmp_path, capsys):
+    cv = _two_folds(tmp_path)
+    for given in ("0,1.5", "0.5,1", "nan"):
+        with pytest.raises(SystemExit):
+            cli.main(["threshold", str(cv), "--thresholds", given])
+        err = capsys.readouterr().err
+        assert f"argument --thresholds: thresholds are object probabilities strictly " \
+               f"between 0 and 1, got '{given}'" in err and "scales" not in err
+
+
+def test_a_damaged_threshold_json_is_named_before_the_ensemble_uses_it(tmp_path):
+    _tiny_run(tmp_path / "cv" / "fold-0", 0.0)
+    images = tmp_path / "test"
+    images.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / "t.png")
+    (tmp_path / "cv" / folds.THRESHOLD).write_text('{"threshold": NaN, "min_size": 0}')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'cv' / folds.THRESHOLD} is not a "
+                       "threshold file.*outside \\(0, 1\\).*run keras-drn threshold again"):
+        cli.main(["ensemble", str(tmp_path / "cv"), "--images", str(images),
+                  "--output-dir", str(tmp_path / "out")])
+
+
+def test_submission_and_masks_replace_only_files_keras_drn_wrote(tmp_path, capsys):
+    """predict and ensemble refuse, before predicting, to write --submission over a file
+    keras_drn did not write (a Kaggle train.csv), or masks over such files; --overwrite
+    replaces them; their own outputs are replaced on a rerun; an input image is never the
+    submission."""
+    _tiny_run(tmp_path / "cv" / "fold-0", 0.0)
+    images = tmp_path / "test"
+    images.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(images / f"{name}.png")
+    train_csv = tmp_path / "train.csv"
+    train_csv.write_text("ImageId,EncodedPixels\nim0,1 3\nim1,\n")
+    model = str(tmp_path / "cv" / "fold-0" / runs.MODEL)
+    out = tmp_path / "out"
+    commands = {"predict": ["predict", model, str(images), "--output-dir", str(out)],
+                "ensemble": ["ensemble", str(tmp_path / "cv"), "--images", str(images),
+                             "--output-dir", str(out)]}
+    for command in commands.values():
+        with pytest.raises(FileExistsError, match=f"{train_csv} exists and was not written by "
+                           "keras_drn.*another --submission, or pass --overwrite"):
+            cli.main(command + ["--submission", str(train_csv)])
+        assert train_csv.read_text() == "ImageId,EncodedPixels\nim0,1 3\nim1,\n"
+        assert not out.exists() or not list(out.glob("*.png"))  # refused before predicting
+        with pytest.raises(ValueError, match="is one of the images to predict"):
+            cli.main(command + ["--submission", str(images / "a.png"), "--overwrite"])
+    assert cli.main(commands["predict"] + ["--submission", str(tmp_path / "s.csv")]) == 0
+    assert cli.main(commands["ensemble"] + ["--submission", str(tmp_path / "s.csv")]) == 0
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "ImageId,EncodedPixels"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(out / "b_overlay.png")  # not its own
+    with pytest.raises(FileExistsError, match="b_overlay.png exists and was not written.*"
+                       "another --output-dir"):
+        cli.main(commands["predict"])
+    assert cli.main(commands["predict"] + ["--overwrite"]) == 0
+    assert cli.main(commands["predict"] + ["--submission", str(train_csv), "--overwrite"]) == 0
+    assert train_csv.read_text().splitlines()[1].startswith("a,")  # replaced, as asked

@@ -190,6 +190,84 @@ def test_old_run_folders_are_refused_with_the_command_that_converts_them(tmp_pat
     assert runs.upgrade(old)["format"] == runs.FORMAT  # twice is harmless
 
 
+def test_upgrade_of_a_folder_without_models_converts_nothing_and_says_so(tmp_path, capsys):
+    from keras_drn import cli
+
+    old = tmp_path / "old"
+    old.mkdir()
+    text = json.dumps({"num_classes": 4, "mean": [0.5] * 3, "std": [0.25] * 3})
+    (old / "info.json").write_text(text)
+    with pytest.raises(runs.RunError, match=f"{old} holds no model.keras or best.keras: there "
+                       "is nothing to convert, and its info.json is left as it is"):
+        cli.main(["upgrade", str(old)])
+    assert (old / "info.json").read_text() == text  # not stamped format 2
+    assert "format 2" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"num_classes": 4, "mean": [0.5, 0.5', "not readable JSON"),
+    ("[1, 2]", "a JSON list, not the object of a run's info.json"),
+    (b"\xff\xfe\x00garbage", "not readable JSON"),
+])
+def test_a_damaged_info_json_is_named_with_what_to_do(tmp_path, content, problem):
+    from keras_drn import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    path = run / "info.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(run / "model.keras")
+    expected = f"{path} is damaged: {problem}.*Restore it from a copy, or retrain the run"
+    with pytest.raises(runs.RunError, match=expected):
+        cli.main(["upgrade", str(run)])
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(image)
+    with pytest.raises(runs.RunError, match=expected):
+        cli.main(["predict", str(run / "model.keras"), str(image), "--output-dir",
+                  str(tmp_path / "out")])
+
+
+def test_resuming_in_another_precision_is_refused_naming_the_flag(tmp_path):
+    folder = runs.RunFolder(tmp_path / "run")
+    with folder.lock():
+        folder.write_info(dict(folder.start(_info(dtype_policy="float32")), epochs_done=2))
+        before = folder.info_path.read_text()
+        with pytest.raises(runs.RunError, match="trained 2 epoch\\(s\\) in float32; resuming "
+                           "it in mixed_bfloat16 would mix precisions.*--mixed-precision "
+                           "float32"):
+            folder.start(_info(dtype_policy="mixed_bfloat16"))
+        assert folder.info_path.read_text() == before  # still says float32
+        assert folder.start(_info(dtype_policy="float32"))["epochs_done"] == 2
+        # A complete run keeps the precision its epochs ran in; training more is refused.
+        folder.finish(json.loads(folder.info_path.read_text()))
+        info = folder.start(_info(dtype_policy="mixed_bfloat16"))
+        assert info["dtype_policy"] == "float32"
+        with pytest.raises(runs.RunError, match="--mixed-precision float32"):
+            folder.check_precision(info, "mixed_bfloat16")
+        folder.check_precision(info, "float32")
+
+
+def test_a_new_run_refuses_files_of_a_run_that_keras_drn_did_not_write(tmp_path):
+    from keras_drn.visualize import save_png
+
+    folder = runs.RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    picture = folder.path / "val_predictions.png"
+    picture.write_bytes(b"the user's picture")
+    with folder.lock():
+        with pytest.raises(FileExistsError, match="val_predictions.png exists and was not "
+                           "written by keras_drn.*another --output-dir, or pass --overwrite"):
+            folder.start(_info())
+        assert not folder.info_path.exists() and picture.read_bytes() == b"the user's picture"
+        folder.start(_info(), overwrite=True)
+        save_png(np.zeros((2, 2, 3), np.uint8), picture, overwrite=True)
+        folder.info_path.unlink()
+        folder.start(_info())  # keras_drn's own picture is no obstacle
+
+
 @pytest.mark.parametrize("damage,message", [
     (lambda p: p.write_bytes(b""), "is empty \\(0 bytes\\)"),
     (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),

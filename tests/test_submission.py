@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from keras_drn import atomic
 from keras_drn.submission import (
     LAYOUTS,
     remove_small_components,
@@ -138,7 +139,8 @@ def test_submission_one_row_per_image(tmp_path):
                            ["c", "1 1"], ["d", ""], ["e", ""]]
     write_submission(path, [("a", MASK)], order="C", columns=("id", "rle_mask"))
     assert _read(path) == [["id", "rle_mask"], ["a", "1 1 3 3"]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.csv"]
+    # No temporary left; the folder's record of what keras_drn wrote (keras_drn.atomic).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [atomic.RECORD, "submission.csv"]
 
 
 def test_submission_per_image_and_class_in_both_class_layouts(tmp_path):
@@ -170,6 +172,41 @@ def test_submission_errors_leave_no_file(tmp_path):
     with pytest.raises(ValueError, match="odd number"):
         write_submission(path, [("a", "1 2 3")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_keras_drn_did_not_write_is_not_replaced(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("ImageId,EncodedPixels\nim0,1 3\n")
+    with pytest.raises(FileExistsError, match=f"{train} exists and was not written by "
+                       "keras_drn: it is not replaced. Choose another --submission, or pass "
+                       "--overwrite"):
+        write_submission(train, [("a", MASK)])
+    assert train.read_text() == "ImageId,EncodedPixels\nim0,1 3\n"
+    ours = tmp_path / "submission.csv"
+    write_submission(ours, [("a", MASK)])
+    write_submission(ours, [("b", MASK)])  # its own file: replaced
+    assert _read(ours)[1][0] == "b"
+    ours.write_text("edited by hand\n")  # no longer what keras_drn wrote
+    with pytest.raises(FileExistsError, match="submission.csv exists and was not written"):
+        write_submission(ours, [("c", MASK)])
+    write_submission(train, [("a", MASK)], overwrite=True)
+    assert _read(train)[1] == ["a", "1 2 4 2"]
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        write_submission(tmp_path, [("a", MASK)], overwrite=True)
+
+
+def test_formula_like_ids_are_written_verbatim_with_one_warning(tmp_path, recwarn):
+    path = tmp_path / "submission.csv"
+    ids = ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "plain"]
+    with pytest.warns(UserWarning, match=r"4 id\(s\) start like a spreadsheet formula "
+                      r"\('=HYPERLINK\(1\)', '\+1', '-2', '@SUM\(A1\)'\)\. They are written "
+                      "exactly as they are, since Kaggle matches ids verbatim") as caught:
+        write_submission(path, [(i, MASK) for i in ids])
+    assert len(caught) == 1 and "plain" not in str(caught[0].message)
+    assert [row[0] for row in _read(path)[1:]] == ids  # unchanged
+    recwarn.clear()
+    write_submission(path, [("plain", MASK), ("a-1", MASK)])
+    assert not [w for w in recwarn if "formula" in str(w.message)]
 
 
 pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

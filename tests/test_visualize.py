@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn import visualize
+from keras_drn import atomic, visualize
 from keras_drn.visualize import colorize, comparison_grid, palette, save_png, to_uint8
 
 WHITE = np.array(visualize.BACKGROUND, np.uint8)
@@ -138,16 +138,29 @@ def test_png_round_trip_is_atomic(tmp_path):
     path = tmp_path / "out" / "grid.png"
     save_png(grid, str(path))
     np.testing.assert_array_equal(np.asarray(Image.open(path)), grid)
-    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]  # no temporary left
+    # No temporary left; the folder's record of what keras_drn wrote (keras_drn.atomic).
+    assert sorted(p.name for p in path.parent.iterdir()) == [atomic.RECORD, "grid.png"]
+
+
+def test_save_png_replaces_only_pictures_keras_drn_wrote(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.full((2, 2, 3), 7, "uint8")).save(path)  # the user's picture
+    with pytest.raises(FileExistsError, match=f"{path} exists and was not written by "
+                       "keras_drn.*another --output, or pass --overwrite"):
+        save_png(np.zeros((2, 2, 3), "uint8"), path)
+    assert np.asarray(Image.open(path)).max() == 7
+    save_png(np.zeros((2, 2, 3), "uint8"), path, overwrite=True)
+    save_png(np.ones((2, 2, 3), "uint8"), path)  # now keras_drn's: replaced
+    assert np.asarray(Image.open(path)).max() == 1
 
 
 def test_save_png_goes_through_the_atomic_writer(tmp_path, monkeypatch):
     written = []
     real = visualize.write_atomically
 
-    def spy(path, write, what="output"):
+    def spy(path, write, what="output", overwrite=None, option=None):
         written.append(str(path))
-        return real(path, write, what)
+        return real(path, write, what, overwrite, option)
 
     monkeypatch.setattr(visualize, "write_atomically", spy)
     save_png(np.zeros((2, 2, 3), "uint8"), tmp_path / "a.png")

@@ -188,7 +188,7 @@ def _check_files_exist(paths, listed_in):
 def _read_list(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"File list {path!r} does not exist.")
-    with open(path) as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         lines = [line.strip() for line in handle]
     lines = [line for line in lines if line]
     if not lines:
@@ -224,7 +224,7 @@ def reference_folder(data_dir, split="train", num_classes=None):
     if not os.path.isfile(info_path):
         raise FileNotFoundError(f"{info_path!r} does not exist: the reference folder format "
                                 "needs info.json with the dataset's mean and std.")
-    with open(info_path) as handle:
+    with open(info_path, encoding="utf-8-sig") as handle:
         try:
             info = json.load(handle)
         except json.JSONDecodeError as error:

@@ -15,11 +15,16 @@ from keras_drn.constants import IGNORE_LABEL  # re-exported: keras_drn.evaluatio
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
-def confusion_matrix(labels, predictions, num_classes):
+def confusion_matrix(labels, predictions, num_classes, misses=False):
     """``(num_classes, num_classes)`` int64 counts, rows = ground truth, columns = prediction.
 
     ``labels`` and ``predictions`` are integer arrays of the same shape; labels outside
-    ``[0, num_classes)`` (such as 255) are ignored.
+    ``[0, num_classes)`` (such as 255) are ignored. A labelled pixel predicted outside
+    ``[0, num_classes)`` (255, say) has no column: with ``misses=True`` it is counted as the
+    official Cityscapes evaluation counts it, as a miss of its true class, in an extra last
+    column (the matrix is then ``(num_classes, num_classes + 1)``; ``iou_per_class``,
+    ``dice_per_class`` and ``iou_table`` take it: that class's IoU drops and no other
+    changes). Without ``misses`` such a pixel is refused (ValueError naming the value).
     """
     labels = np.asarray(labels).reshape(-1).astype("int64")
     predictions = np.asarray(predictions).reshape(-1).astype("int64")
@@ -28,15 +33,36 @@ def confusion_matrix(labels, predictions, num_classes):
             f"labels and predictions differ in size: {labels.size} vs {predictions.size}."
         )
     keep = (labels >= 0) & (labels < num_classes)
-    index = num_classes * labels[keep] + predictions[keep]
-    return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    labels, predictions = labels[keep], predictions[keep]
+    outside = (predictions < 0) | (predictions >= num_classes)
+    if outside.any() and not misses:
+        raise ValueError(
+            f"{int(outside.sum())} labelled pixel(s) are predicted {predictions[outside][0]}, "
+            f"outside [0, {num_classes}): pass misses=True to count them as misses of their "
+            "true class (as the Cityscapes evaluation does), or fix the predictions."
+        )
+    columns = num_classes + 1 if misses else num_classes
+    index = columns * labels + np.where(outside, num_classes, predictions)
+    return np.bincount(index, minlength=num_classes * columns).reshape(num_classes, columns)
+
+
+def _parts(confusion):
+    """``(square part, row totals)`` of a ``(C, C)`` or ``(C, C + 1)`` (misses) matrix."""
+    confusion = np.asarray(confusion, dtype="float64")
+    classes = confusion.shape[0]
+    if confusion.ndim != 2 or confusion.shape[1] not in (classes, classes + 1):
+        raise ValueError(f"A confusion matrix is (C, C) or (C, C + 1) (misses); received "
+                         f"shape {confusion.shape}.")
+    return confusion[:, :classes], confusion.sum(axis=1)
 
 
 def iou_per_class(confusion):
-    """IoU of every class (NaN for a class absent from both labels and predictions)."""
-    confusion = np.asarray(confusion, dtype="float64")
-    diag = np.diag(confusion)
-    union = confusion.sum(axis=0) + confusion.sum(axis=1) - diag
+    """IoU of every class (NaN for a class absent from both labels and predictions); a
+    ``(C, C + 1)`` matrix's last column (``confusion_matrix(..., misses=True)``) counts in its
+    row's total only."""
+    square, rows = _parts(confusion)
+    diag = np.diag(square)
+    union = square.sum(axis=0) + rows - diag
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, diag / union, np.nan)
 
@@ -75,11 +101,11 @@ def _scaled_size(height, width, scale):
 
 def dice_per_class(confusion):
     """Dice (F1) per class from a confusion matrix: ``2 diag / (row + col)`` (NaN where a
-    class is in neither labels nor predictions)."""
-    confusion = np.asarray(confusion, dtype="float64")
-    total = confusion.sum(axis=0) + confusion.sum(axis=1)
+    class is in neither labels nor predictions); takes ``iou_per_class``'s shapes."""
+    square, rows = _parts(confusion)
+    total = square.sum(axis=0) + rows
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 2 * np.diag(confusion) / total, np.nan)
+        return np.where(total > 0, 2 * np.diag(square) / total, np.nan)
 
 
 def multi_scale_predict(model, image, scales=MULTI_SCALES, flip=True, return_scores=False,
@@ -184,7 +210,7 @@ class SegmentationReport:
 
 
 def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, class_names=None,
-                       threshold=0.5):
+                       threshold=0.5, name=None):
     """Scores a segmenter on ``(image, mask)`` batches as ``segment.py`` does.
 
     Args:
@@ -201,9 +227,14 @@ def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, c
         class_names: names for the table (default ``class 0``, ...; binary: background,
             object).
         threshold: object probability threshold of a binary model.
+        name: what ``dataset`` is, for messages (``SegmentationData.name``).
 
     Returns:
         A ``SegmentationReport`` from the confusion matrix accumulated over all pixels.
+
+    Raises:
+        ValueError: no mask of ``dataset`` has a labelled pixel (every pixel is the ignore
+            label or outside the classes): there is nothing to score, the mIoU would be NaN.
     """
     binary = num_classes == 1
     if binary:
@@ -215,11 +246,13 @@ def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, c
             f"{list(class_names)!r}."
         )
     confusion = np.zeros((num_classes, num_classes), dtype="int64")
+    masks_seen = 0
     for batch in dataset:
         images, masks = batch[0], batch[1]
         masks = np.asarray(ops.convert_to_numpy(masks))
         if masks.ndim == 4 and masks.shape[-1] == 1:
             masks = masks[..., 0]
+        masks_seen += len(masks)
         predictions = multi_scale_predict(model, images, scales=scales, flip=flip,
                                           threshold=threshold)
         if predictions.size and predictions.max() >= num_classes:
@@ -228,9 +261,15 @@ def evaluate_segmenter(model, dataset, num_classes, scales=(1.0,), flip=False, c
                 f"{num_classes}: its logits have more channels than num_classes."
             )
         confusion += confusion_matrix(masks, predictions, num_classes)
+    labelled = confusion.sum()
+    if not labelled:
+        values = "0 or 1" if binary else f"in [0, {num_classes})"
+        raise ValueError(
+            f"{name or 'The evaluation data'}: none of its {masks_seen} mask(s) has a pixel "
+            f"labelled {values}; every pixel is the ignore label {IGNORE_LABEL} (or outside the "
+            "classes), so there is nothing to score (the mIoU would be NaN). Check its masks.")
     ious = iou_per_class(confusion)
     dice = dice_per_class(confusion)
-    labelled = confusion.sum()
     table = iou_table(confusion, class_names)
     if binary:
         table += f"\n{'Dice (' + class_names[1] + ')':<12}  {100 * dice[1]:6.2f}"

@@ -7,8 +7,13 @@ Inputs, for every loss here:
   ``[0, C)`` for ``C`` classes, ``0``/``1`` for a binary mask, and ``ignore_class`` (default
   ``IGNORE_LABEL`` = 255; ``None`` for none) for pixels left out. Ignored pixels contribute
   nothing to the value nor to the gradient (their scores are replaced by 0 before any
-  arithmetic, so even a NaN there stays out). Other values are a caller's bug with undefined
-  results (a jit-compiled loss cannot raise on data).
+  arithmetic, so even a NaN there stays out). Any other value (a 2 for a binary model, a 19
+  for 19 classes) is refused: the loss raises naming it, from inside the compiled step too
+  (TensorFlow: an ``Assert`` op, an ``InvalidArgumentError`` carrying the message; JAX: a
+  host callback, whose ``ValueError`` arrives wrapped in a ``JaxRuntimeError``; PyTorch: a
+  ``ValueError``). One exception: TensorFlow compiles ``Assert`` out under XLA
+  (``jit_compile=True``; Keras's "auto" picks it on a GPU), where the check does not run;
+  ``keras_drn.data.segmentation_pipeline`` checks its masks in any case.
 - ``y_pred``: ``(batch, H, W, C)`` scores, logits (``from_logits=True``, the default) or
   probabilities; ``C == 1`` is a binary model (one logit per pixel, sigmoid), ``C >= 2`` a
   multi-class one (softmax).
@@ -37,6 +42,8 @@ Dollár, "Focal Loss for Dense Object Detection", ICCV 2017 (Eq. 5); Milletari, 
 "V-Net", 3DV 2016 (soft Dice).
 """
 
+import functools
+
 import keras
 from keras import ops
 
@@ -61,6 +68,59 @@ def _check_ignore_class(ignore_class):
     return ignore_class
 
 
+def _label_error(name, value, classes, ignore_class, binary):
+    if binary:
+        allowed = "0 or 1 (a binary model: one logit per pixel)"
+        fix = "remap the masks (a 0/255 mask: 255 is the object, divide it by 255)"
+    else:
+        allowed = f"in [0, {classes})"
+        fix = "compile for as many classes as the masks hold, or map the value to the ignore label"
+    ignore = "" if ignore_class is None else f" or {ignore_class} (ignore)"
+    return f"{name}: a mask holds the label {value}; labels must be {allowed}{ignore}: {fix}."
+
+
+def _raise_for_labels(count, value, name, classes, ignore_class, binary):
+    if int(count):
+        raise ValueError(_label_error(name, int(value), classes, ignore_class, binary))
+
+
+def checked_labels(labels, classes, ignore_class, name, binary=False):
+    """``labels`` (integers), after a check that every one is in ``[0, classes)`` (``binary``:
+    0 or 1) or ``ignore_class``; raises naming a bad value otherwise, eagerly and inside
+    compiled steps (module docstring: all backends, except TensorFlow under XLA)."""
+    classes = 2 if binary else classes
+    bad = (labels < 0) | (labels >= classes)
+    if ignore_class is not None:
+        bad = bad & ops.not_equal(labels, ignore_class)
+    count = ops.sum(ops.cast(bad, "int32"))
+    value = ops.max(ops.where(bad, labels, -(2**31)))
+    fail = functools.partial(_raise_for_labels, name=name, classes=classes,
+                             ignore_class=ignore_class, binary=binary)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.executing_eagerly():
+            fail(count, value)
+            return labels
+        head, tail = _label_error(name, "@", classes, ignore_class, binary).split("@")
+        check = tf.debugging.Assert(tf.equal(count, 0), [head, value, tail])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)
+    if backend == "jax":
+        import jax
+
+        if isinstance(count, jax.core.Tracer):
+            jax.debug.callback(fail, count, value)
+        else:
+            fail(count, value)
+        return labels
+    if backend == "torch" and count.device.type == "meta":  # shapes only: nothing to check
+        return labels
+    fail(ops.convert_to_numpy(count), ops.convert_to_numpy(value))
+    return labels
+
+
 def _prepare(y_true, y_pred, ignore_class, name):
     """``(labels, valid, scores)``: int32 ``(B, H, W)`` labels (ignored ones set to 0), float32
     ``(B, H, W)`` 1/0 validity, float32 ``(B, H, W, C)`` scores (0 at ignored pixels)."""
@@ -79,6 +139,8 @@ def _prepare(y_true, y_pred, ignore_class, name):
             f"shape {y_true.shape}."
         )
     labels = ops.cast(ops.round(ops.cast(labels, "float32")), "int32")
+    labels = checked_labels(labels, scores.shape[-1], ignore_class, name,
+                            binary=scores.shape[-1] == 1)
     if ignore_class is None:
         valid = ops.ones_like(labels, dtype="bool")
     else:
@@ -432,6 +494,22 @@ class FocalLoss(keras.losses.Loss):
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class, "gamma": self.gamma, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class SparseCrossentropy(keras.losses.SparseCategoricalCrossentropy):
+    """``keras.losses.SparseCategoricalCrossentropy`` (its arguments, its values) that refuses
+    a label outside ``[0, C)`` other than ``ignore_class``, as the losses here do: Keras's
+    own raises for one on TensorFlow's CPU, gives NaN on its GPU, and scores it as no class
+    at all (loss 0) on JAX."""
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        labels = ops.cast(ops.round(ops.cast(ops.convert_to_tensor(y_true), "float32")),
+                          "int32")
+        labels = checked_labels(labels, y_pred.shape[-1], self.ignore_class,
+                                type(self).__name__)
+        return super().call(labels, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="keras_drn")

@@ -200,12 +200,15 @@ def compile_segmenter(
     the reference's NLL of the log-softmax, averaged over the pixels whose label is not
     ``ignore_label`` (as ``NLLLoss2d(ignore_index=255)``; a batch with no valid pixel gives 0).
     Metric: ``miou`` (``evaluation.segmentation_miou``), so ``fit`` logs ``miou`` and
-    ``val_miou``. Labels: ``(batch, H, W)`` integers in ``[0, num_classes)`` or the ignore label.
+    ``val_miou``. Labels: ``(batch, H, W)`` integers in ``[0, num_classes)`` or the ignore label;
+    any other label stops ``fit`` / ``evaluate`` with an error naming it (the loss checks them:
+    ``keras_drn.losses.SparseCrossentropy``, Keras's with that check).
 
     ``num_classes=1`` (a binary model: one logit per pixel, masks 0/1): binary cross-entropy
     plus soft Dice, both with the ignore label (``keras_drn.losses``: ``FocalLoss(gamma=0)`` +
     ``DiceLoss``), the usual Kaggle recipe; metrics ``iou`` and ``dice`` of the object
-    (``keras_drn.metrics``, sigmoid > 0.5).
+    (``keras_drn.metrics``, sigmoid > 0.5). Labels other than 0, 1 and the ignore label are
+    refused likewise.
 
     Args:
         model: the model to compile (for instance ``keras_drn.DRNSegmenter``).
@@ -227,8 +230,9 @@ def compile_segmenter(
         metrics = [IoUScore(1, ignore_class=ignore_label, name="iou"),
                    DiceScore(1, ignore_class=ignore_label, name="dice")]
     else:
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=ignore_label)
+        from keras_drn.losses import SparseCrossentropy
+
+        loss = SparseCrossentropy(from_logits=True, ignore_class=ignore_label)
         metrics = [segmentation_miou(num_classes, ignore_label=ignore_label)]
     model.compile(
         optimizer=optimizer if optimizer is not None else reference_optimizer(),

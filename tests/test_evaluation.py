@@ -6,6 +6,7 @@ from PIL import Image
 import keras_drn
 from keras_drn.evaluation import (
     confusion_matrix,
+    dice_per_class,
     evaluate_segmenter,
     iou_per_class,
     iou_table,
@@ -31,6 +32,21 @@ def test_confusion_matrix_drops_the_ignore_label():
     np.testing.assert_array_equal(cm, [[1, 0, 0], [1, 1, 0], [0, 0, 1]])
     with pytest.raises(ValueError, match="differ in size"):
         confusion_matrix(labels, predictions[:3], 3)
+
+
+def test_a_prediction_outside_the_classes_is_a_miss_of_the_true_class():
+    labels = np.array([0, 0, 1, 1, 1, 255])
+    for bad in (2, 255):  # 2 used to land in cell (1, 0); 255 failed to reshape
+        predictions = np.array([0, bad, 1, 1, 0, 0])
+        with pytest.raises(ValueError, match=f"1 labelled pixel\\(s\\) are predicted {bad}, "
+                                             r"outside \[0, 2\): pass misses=True"):
+            confusion_matrix(labels, predictions, 2)
+        cm = confusion_matrix(labels, predictions, 2, misses=True)
+        np.testing.assert_array_equal(cm, [[1, 0, 1], [1, 2, 0]])
+        # Cityscapes: class 0 has TP 1, FN 1 (the miss), FP 1; class 1 TP 2, FN 1, FP 0.
+        np.testing.assert_allclose(iou_per_class(cm), [1 / 3, 2 / 3])
+        np.testing.assert_allclose(dice_per_class(cm), [2 / 4, 4 / 5])
+        assert iou_table(cm).splitlines()[-1].split()[-1] == f"{100 * (1 / 3 + 2 / 3) / 2:.2f}"
 
 
 def test_iou_matches_the_definition_and_nanmean():
@@ -218,3 +234,22 @@ def test_binary_models_are_scored_by_threshold_with_dice():
     strict = evaluate_segmenter(model, [(images, truth)], 1, threshold=0.6)  # red > 140.5
     expected = np.sum((images[..., 0] > 140.5) & valid)
     assert strict.confusion[:, 1].sum() == expected < report.confusion[:, 1].sum()
+
+
+def test_data_whose_masks_are_all_ignore_is_refused_naming_it(tmp_path):
+    from keras_drn.data import image_mask_folders, segmentation_pipeline
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "images" / f"{stem}.png")
+        Image.fromarray(np.full((4, 5), 255, np.uint8)).save(tmp_path / "masks" / f"{stem}.png")
+    data = image_mask_folders(tmp_path / "images", tmp_path / "masks", num_classes=3)
+    batches = segmentation_pipeline(data, batch_size=1, training=False)
+    model = _FixedPredictions([np.zeros((1, 4, 5), "int64")] * 4, 3)
+    with pytest.raises(ValueError, match=r"^The evaluation data: none of its 2 mask"):
+        evaluate_segmenter(model, batches, 3)  # used to give mIoU NaN, without a word
+    with pytest.raises(ValueError, match=r"^images: none of its 2 mask\(s\) has a pixel "
+                                         r"labelled in \[0, 3\); every pixel is the ignore "
+                                         r"label 255.*mIoU would be NaN"):
+        evaluate_segmenter(model, batches, 3, name=data.name)

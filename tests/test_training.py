@@ -320,3 +320,21 @@ def test_one_class_compiles_binary_cross_entropy_plus_dice():
     expected = float(to_numpy(FocalLoss(gamma=0.0)(y, logits) + DiceLoss()(y, logits)))
     assert logs["loss"] == pytest.approx(expected, rel=1e-5)
     assert {"iou", "dice"} <= set(logs)
+
+
+@pytest.mark.parametrize("num_classes, bad", [(1, 2), (3, 3)])
+def test_fit_refuses_a_label_outside_the_classes_and_ignore(num_classes, bad):
+    inputs = keras.Input((6, 6, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(inputs))
+    compile_segmenter(model, num_classes)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
+    y = rng.integers(0, max(num_classes, 2), size=(2, 6, 6)).astype("int32")
+    y[0, 0, :2] = 255
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)  # 0 .. C-1 and 255 train
+    y[1, 3, 4] = bad  # binary: BCE took 2 as a weak 1 and Dice as background
+    allowed = "0 or 1" if num_classes == 1 else r"in \[0, 3\)"
+    # TensorFlow's Assert prints the message in parts: "label ] [2] [; labels ..."
+    with pytest.raises(Exception, match=rf"(?s)a mask holds the label\W*{bad}\W.*labels must "
+                                        rf"be {allowed}.* or 255 \(ignore\)"):
+        model.fit(x, y, batch_size=2, epochs=1, verbose=0)

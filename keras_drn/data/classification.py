@@ -192,7 +192,7 @@ def csv_labels(csv_path, image_dir=None, class_names=None, filename_column=None,
     if not os.path.isfile(csv_path):
         raise ValueError(f"The CSV file {csv_path!r} does not exist.")
     image_dir = os.path.dirname(csv_path) if image_dir is None else os.fspath(image_dir)
-    with open(csv_path, newline="") as stream:
+    with open(csv_path, newline="", encoding="utf-8-sig") as stream:
         reader = csv.DictReader(stream)
         columns = reader.fieldnames or []
         if len(columns) < 2:

@@ -44,7 +44,8 @@ def _column(header, candidates, given, path, what):
         if candidate.lower() in normal:
             return normal[candidate.lower()]
     raise ValueError(f"{path} has no {what} column (one of {list(candidates)}); its columns: "
-                     f"{header}. Name it with {what}_column=.")
+                     f"{header}. Rename its header to one of those (or pass {what}_column= "
+                     "to rle_csv_folder).")
 
 
 def _image_folder(folder, split):
@@ -57,17 +58,26 @@ def _image_folder(folder, split):
 
 
 def _image_files(image_dir, ids, csv_path):
-    by_name, by_stem = {}, {}
-    for entry in os.listdir(image_dir):
+    """The file of each id: the file named exactly the id, else the one file whose stem is the
+    id (an id naming several files by their stem is ambiguous: refused, naming them)."""
+    names, by_stem = set(), {}
+    for entry in sorted(os.listdir(image_dir)):
         if entry.lower().endswith(IMAGE_EXTENSIONS) and not entry.startswith("."):
-            by_name[entry] = by_stem.setdefault(os.path.splitext(entry)[0], entry)
+            names.add(entry)
+            by_stem.setdefault(os.path.splitext(entry)[0], []).append(entry)
     files, missing = [], []
     for image_id in ids:
-        entry = by_name.get(image_id) or by_stem.get(image_id)
-        if entry is None:
-            missing.append(image_id)
+        if image_id in names:
+            files.append(os.path.join(image_dir, image_id))
+            continue
+        entries = by_stem.get(image_id, [])
+        if len(entries) > 1:
+            raise ValueError(f"The id {image_id!r} of {csv_path!r} matches several files in "
+                             f"{image_dir!r}: {entries}. Give the full file name as its id.")
+        if entries:
+            files.append(os.path.join(image_dir, entries[0]))
         else:
-            files.append(os.path.join(image_dir, entry))
+            missing.append(image_id)
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise FileNotFoundError(f"{len(missing)} image(s) listed in {csv_path!r} are not in "
@@ -111,7 +121,7 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
 
     Raises:
         FileNotFoundError: no CSV, no image folder, or images the CSV lists are missing
-            (named). ValueError: no id or RLE column, a multi-class CSV, an empty CSV; while
+            (named). ValueError: no id or RLE column, an id naming several files by its stem, a multi-class CSV, an empty CSV; while
             reading, a malformed RLE or one past its image (named with the file).
     """
     if order not in ORDERS:
@@ -123,7 +133,7 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
                 "train.csv: validate on a held-out fold of it (keras-drn train --folds K "
                 "--fold I).")
         raise FileNotFoundError(f"{csv_path!r} does not exist.{hint}")
-    with open(csv_path, newline="") as stream:
+    with open(csv_path, newline="", encoding="utf-8-sig") as stream:  # a BOM is not a name
         reader = csv.DictReader(stream)
         header = list(reader.fieldnames or [])
         rows = list(reader)

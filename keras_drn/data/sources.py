@@ -7,6 +7,9 @@ Every source returns a ``SegmentationData`` whose ``dataset`` yields unbatched p
   byte, the whole file decoded).
 - mask: uint8 ``(H, W)`` class ids in ``[0, num_classes)``, or 255 for "ignore"
   (``keras_drn.constants.IGNORE_LABEL``, as the DRN reference).
+  Binary mask files (``num_classes=1``) are 0/1 with 255 = ignore, or 0/255 with 255 = the
+  object: a dataset's convention is declared (``mask_values=``) or decided from all its masks
+  when the source is built ("0/1" when any holds a 1), never from one mask's values.
 
 Files are decoded when the example is read, and checked there: an unreadable or truncated
 image, a mask value outside ``[0, num_classes)`` other than 255, or an image and mask of
@@ -125,7 +128,10 @@ class SegmentationData:
                                  f"(one per example); received lengths {lengths}.")
 
 
-def _read_mask(path, num_classes):
+BINARY_MASK_VALUES = ("0/1", "0/255")
+
+
+def _open_mask(path):
     try:
         with Image.open(path) as image:
             if image.mode not in ("1", "L", "P", "I", "I;16"):
@@ -133,13 +139,42 @@ def _read_mask(path, num_classes):
                     f"Mask {path!r} has image mode {image.mode!r}; masks must be single-channel "
                     "class-id images (PIL mode L, P (palette indices), I or I;16)."
                 )
-            mask = np.asarray(image)
+            return np.asarray(image)
     except OSError as error:
         raise ValueError(f"Cannot read mask {path!r}: {error}") from None
+
+
+def binary_mask_values(mask_paths):
+    """The convention of a binary dataset's masks, decided from all of them: ``"0/1"`` (1
+    object, 255 ignore) when any mask holds a 1, else ``"0/255"`` (255 object). Reads the masks
+    until one holds a 1 (all of them for a 0/255 dataset)."""
+    for path in mask_paths:
+        if np.any(_open_mask(path) == 1):
+            return "0/1"
+    return "0/255"
+
+
+def _check_mask_values(mask_values, num_classes):
+    if mask_values is not None and (num_classes != 1 or mask_values not in BINARY_MASK_VALUES):
+        raise ValueError(f"mask_values is for binary masks (num_classes=1): one of "
+                         f"{BINARY_MASK_VALUES} or None (decided from all the masks); received "
+                         f"mask_values={mask_values!r} with num_classes={num_classes!r}.")
+
+
+def _read_mask(path, num_classes, mask_values="0/1"):
+    """The class ids of a mask file. Binary masks (``num_classes=1``) follow ``mask_values``,
+    the dataset's convention: ``"0/1"`` (255 stays ignore) or ``"0/255"`` (255 is the
+    object), never decided from one mask's values."""
+    mask = _open_mask(path)
     values = np.unique(mask).astype(np.int64)
-    if num_classes == 1:  # binary: 0/1 (255 ignored), or a 0/255 mask whose 255 is the object
-        if set(values.tolist()) <= {0, 255}:
-            return (mask == 255).astype(np.uint8)
+    if num_classes == 1 and mask_values == "0/255":
+        bad = values[(values != 0) & (values != 255)]
+        if bad.size:
+            raise ValueError(f"Mask {path!r} holds label value {bad[0]}, but this data's binary "
+                             "masks are 0/255 (255 = object): give mask_values='0/1' if its "
+                             "masks are 0/1 with 255 = ignore.")
+        return (mask == 255).astype(np.uint8)
+    if num_classes == 1:
         num_classes = 2
     bad = values[((values < 0) | (values >= num_classes)) & (values != IGNORE_LABEL)]
     if bad.size:
@@ -151,10 +186,10 @@ def _read_mask(path, num_classes):
     return mask.astype(np.uint8)
 
 
-def _load_pair(image_path, mask_path, num_classes):
+def _load_pair(image_path, mask_path, num_classes, mask_values):
     image_path, mask_path = image_path.decode(), mask_path.decode()
     image = read_image(image_path)
-    mask = _read_mask(mask_path, num_classes)
+    mask = _read_mask(mask_path, num_classes, mask_values)
     if image.shape[:2] != mask.shape:
         raise ValueError(
             f"Image {image_path!r} is {image.shape[0]}x{image.shape[1]} (height x width) but "
@@ -163,8 +198,10 @@ def _load_pair(image_path, mask_path, num_classes):
     return image, mask
 
 
-def _file_dataset(image_paths, mask_paths, num_classes):
-    load = functools.partial(_load_pair, num_classes=num_classes)
+def _file_dataset(image_paths, mask_paths, num_classes, mask_values=None):
+    if num_classes == 1 and mask_values is None:
+        mask_values = binary_mask_values(mask_paths)
+    load = functools.partial(_load_pair, num_classes=num_classes, mask_values=mask_values)
 
     def decode(image_path, mask_path):
         image, mask = tf.numpy_function(load, [image_path, mask_path], (tf.uint8, tf.uint8))
@@ -188,7 +225,7 @@ def _check_files_exist(paths, listed_in):
 def _read_list(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"File list {path!r} does not exist.")
-    with open(path) as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         lines = [line.strip() for line in handle]
     lines = [line for line in lines if line]
     if not lines:
@@ -196,7 +233,7 @@ def _read_list(path):
     return lines
 
 
-def reference_folder(data_dir, split="train", num_classes=None):
+def reference_folder(data_dir, split="train", num_classes=None, mask_values=None):
     """A dataset folder in the DRN reference's format (fyu/drn ``segment.py``, ``SegList``).
 
     The folder holds ``{split}_images.txt`` and ``{split}_labels.txt`` (one path per line,
@@ -211,6 +248,10 @@ def reference_folder(data_dir, split="train", num_classes=None):
             ``test`` split has no labels and cannot be used here).
         num_classes: number of classes. Default: ``info.json``'s ``"num_classes"``, else the
             length of its ``"class_names"``; given both ways, they must agree.
+        mask_values: binary masks only (``num_classes=1``): ``"0/1"`` (255 = ignore),
+            ``"0/255"`` (255 = object), or ``None``: decided from all the split's masks
+            (``binary_mask_values``: "0/1" when any mask holds a 1), never per mask, so a
+            0/1/255 mask without object pixels keeps its 255 as ignore.
 
     Returns:
         ``SegmentationData`` (class names from ``info.json`` or ``"class_0"``, ...).
@@ -224,7 +265,7 @@ def reference_folder(data_dir, split="train", num_classes=None):
     if not os.path.isfile(info_path):
         raise FileNotFoundError(f"{info_path!r} does not exist: the reference folder format "
                                 "needs info.json with the dataset's mean and std.")
-    with open(info_path) as handle:
+    with open(info_path, encoding="utf-8-sig") as handle:
         try:
             info = json.load(handle)
         except json.JSONDecodeError as error:
@@ -261,8 +302,9 @@ def reference_folder(data_dir, split="train", num_classes=None):
                          f"{len(labels)} labels.")
     _check_files_exist(images, image_list)
     _check_files_exist(labels, label_list)
+    _check_mask_values(mask_values, num_classes)
     return SegmentationData(
-        dataset=_file_dataset(images, labels, num_classes),
+        dataset=_file_dataset(images, labels, num_classes, mask_values),
         num_classes=num_classes,
         class_names=tuple(names),
         mean=info["mean"],
@@ -291,7 +333,7 @@ def _files_by_stem(folder, extensions, what):
 
 
 def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=None,
-                       std=None):
+                       std=None, mask_values=None):
     """Images in one folder, their masks in another, paired by file stem.
 
     ``image_dir/abc.jpg`` (or any of ``keras_drn.constants.IMAGE_EXTENSIONS``, any case)
@@ -306,6 +348,8 @@ def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=
         mean, std: 3 floats each on the 0-1 RGB scale. Default: ImageNet's,
             (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225), right for ImageNet-pretrained
             backbones; compute your dataset's own for training from scratch.
+        mask_values: binary masks only: ``"0/1"``, ``"0/255"`` or ``None`` (decided from all
+            the masks), as ``reference_folder``'s.
 
     Returns:
         ``SegmentationData``.
@@ -329,9 +373,10 @@ def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=
                             f"{[os.path.basename(masks[s]) for s in lonely_masks]}")
         raise ValueError("Unpaired files: " + "; ".join(problems) + ".")
     stems = sorted(images)
+    _check_mask_values(mask_values, num_classes)
     return SegmentationData(
         dataset=_file_dataset([images[s] for s in stems], [masks[s] for s in stems],
-                              num_classes),
+                              num_classes, mask_values),
         num_classes=num_classes,
         class_names=class_names or tuple(f"class_{i}" for i in range(num_classes)),
         mean=IMAGENET_MEAN if mean is None else mean,

@@ -24,6 +24,7 @@ from keras_drn.export.job import check_choice
 from keras_drn.export.report import ExportReport, ExportVerificationError
 from keras_drn.models.preprocessing import preprocessing_of, resolve_statistics
 from keras_drn.models.preprocessing import with_preprocessing
+from keras_drn.weights.loading import load_keras_model
 
 
 def export(
@@ -55,6 +56,8 @@ def export(
     Args:
         model: a Keras model with one image input ``(batch, H, W, C)`` and class logits or
             probabilities out: ``(batch, classes)`` or ``(batch, H, W, classes)``. Any backend.
+            Or the path of a ``.keras`` file of one, checked before it is loaded (a damaged
+            or truncated file is named: ``keras_drn.weights.loading.load_keras_model``).
             A model with a ``preprocessing`` layer (``DRNSegmenter(..., preprocessing=...)``,
             ``keras_drn.classify.build_classifier``) takes raw 0-255 RGB, and so does its
             artifact; one without takes normalised inputs.
@@ -101,6 +104,8 @@ def export(
         FileExistsError: ``path`` exists and ``overwrite`` is False.
         ExportVerificationError: the artifact does not match Keras (nothing is written).
     """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_keras_model(model)
     check_choice("format", format, FORMATS)
     check_choice("quantize", quantize, QUANTIZATIONS)
     if quantize not in FORMAT_QUANTIZATIONS[format]:

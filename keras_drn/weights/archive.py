@@ -4,8 +4,9 @@ anything to the file system under a name the archive chooses.
 A ``.pth`` written by ``torch.save`` since PyTorch 1.6 is itself a zip (``archive/data.pkl``,
 ``archive/data/0``, ...); a ``.pth.zip`` is a zip whose single entry is a ``.pth``. The entry
 must be a plain file name (no folder, no ``..``, not absolute: nothing a careless extractor
-would write outside its folder), and it is read in memory up to ``MAX_MEMBER_BYTES``,
-counted as it is decompressed (a zip may lie about its sizes).
+would write outside its folder), and it is read in memory only when its declared size is
+within the limit (``MAX_MEMBER_BYTES``, or the file's expected size), and never past that
+declared size as it is decompressed (a zip may lie about its sizes: the CRC check then fails).
 """
 
 import io
@@ -36,9 +37,9 @@ def is_wrapped_checkpoint(path):
 def read_member(path, expected=None, limit=None):
     """The bytes of the one ``.pth`` entry of the zip ``path`` (a path or a binary file),
     named ``expected`` when given. Raises ``ArchiveError`` naming the problem: several
-    entries, an unsafe or unexpected name, a declared or actual size over ``limit`` (default
-    ``MAX_MEMBER_BYTES``), a damaged entry."""
-    limit = MAX_MEMBER_BYTES if limit is None else limit
+    entries, an unsafe or unexpected name, a declared size over ``limit`` (and always over
+    ``MAX_MEMBER_BYTES``), a damaged entry (its data past its declared size is never read)."""
+    limit = MAX_MEMBER_BYTES if limit is None else min(limit, MAX_MEMBER_BYTES)
     shown = os.fspath(path) if not hasattr(path, "read") else "the downloaded zip"
     try:
         archive = zipfile.ZipFile(path)
@@ -67,14 +68,15 @@ def read_member(path, expected=None, limit=None):
             )
         data = io.BytesIO()
         try:
-            with archive.open(info) as stream:
-                for block in iter(lambda: stream.read(2**20), b""):
+            with archive.open(info) as stream:  # never more than the declared size
+                while data.tell() < info.file_size:
+                    block = stream.read(min(2**20, info.file_size - data.tell()))
+                    if not block:
+                        break
                     data.write(block)
-                    if data.tell() > limit:
-                        raise ArchiveError(
-                            f"{shown}: its entry {info.filename!r} decompresses to more than "
-                            f"{limit:,} bytes: refused."
-                        )
+                if data.tell() != info.file_size or stream.read(1):
+                    raise zipfile.BadZipFile(f"its entry {info.filename!r} does not hold the "
+                                             f"{info.file_size:,} bytes it declares")
         except (zipfile.BadZipFile, EOFError, OSError) as error:  # CRC errors are BadZipFile
             raise ArchiveError(f"{shown} is damaged ({error}); download it again.") from None
         return data.getvalue()

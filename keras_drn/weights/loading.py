@@ -8,6 +8,7 @@ The model passes its ``CheckpointNames``; nothing here builds a model.
 """
 
 import os
+import zipfile
 
 import keras
 
@@ -81,9 +82,36 @@ def load_weights(model, weights, names):
     elif path.endswith(".weights.h5"):
         _load_keras_weights(model, path)
     else:
-        # safe_mode stays on: a .keras file with Lambda layers (pickled code) is refused.
-        source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        copy_weights_by_name(source, model, origin=path)
+        copy_weights_by_name(load_keras_model(path), model, origin=path)
+
+
+def check_keras_file(path):
+    """ValueError naming ``path`` unless it is a whole ``.keras`` file (a zip archive whose
+    entries pass their CRC check): Keras says "File not found" for a truncated one."""
+    path = os.fspath(path)
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise ValueError(f"Expected the path of an existing .keras model file; received "
+                         f"{path!r}.")
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} ({size:,} bytes) is damaged or truncated: a .keras file is "
+                         "a zip archive, and this one has no complete end. Save or copy it "
+                         "again.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        broken = f"({error})"
+    if broken is not None:
+        raise ValueError(f"{path!r} is damaged: its entry {broken} fails its check. Save or "
+                         "copy it again.")
+
+
+def load_keras_model(path):
+    """The model of a ``.keras`` file, checked first (``check_keras_file``), uncompiled, with
+    Keras's safe_mode on: a file with Lambda layers (pickled code) is refused."""
+    check_keras_file(path)
+    return keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
 
 
 def _report(variant, origin, notes, always=False):

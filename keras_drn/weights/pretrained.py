@@ -7,7 +7,8 @@ dataset: it is only read), then the cache ``$KERAS_HOME/keras_drn`` (default
 ``KERAS_DRN_WEIGHTS_URL`` for the official files: a folder URL serving the same file names),
 else the file's official URL. A local file must have the table's hash (the full SHA-1, or the
 SHA-256 prefix of the official names). A download is read into memory (at most
-``MAX_DOWNLOAD_BYTES``), its ``.pth`` taken out of the zip (``keras_drn.weights.archive``),
+the file's ``max_bytes``, and within ``DOWNLOAD_DEADLINE_SECONDS`` in all, each read waiting at
+most ``TIMEOUT_SECONDS``), its ``.pth`` taken out of the zip (``keras_drn.weights.archive``),
 hashed, and only then written into the cache through ``keras_drn.atomic``: another process
 never sees a partial or unchecked file under the cached name.
 """
@@ -17,18 +18,20 @@ import http.client
 import io
 import os
 import socket
+import time
 import urllib.error
 import urllib.request
 
 from keras_drn.atomic import check_writable, write_bytes
 from keras_drn.weights import sources
-from keras_drn.weights.archive import read_member
+from keras_drn.weights.archive import ArchiveError, read_member
 
 CACHE_SUBDIR = "keras_drn"
 DIR_ENV = "KERAS_DRN_WEIGHTS_DIR"
 MIRROR_ENV = sources.SOURCES["official"].mirror_env  # KERAS_DRN_WEIGHTS_URL, kept
 MAX_DOWNLOAD_BYTES = 2 * 2**30
-TIMEOUT_SECONDS = 60
+TIMEOUT_SECONDS = 60  # the longest wait for the next bytes of a download
+DOWNLOAD_DEADLINE_SECONDS = 30 * 60  # the whole download (DRN-D-105's zip: about 200 MB)
 # The default file of each variant (what weights="imagenet" tries first), with its mean/std.
 CHECKPOINTS = {variant: sources.files_for(variant)[0]
                for variant in sources.variants_with_weights()}
@@ -83,9 +86,14 @@ def _mismatch(entry, where, actual):
 
 
 def _checkpoint_bytes(entry, path):
-    """The ``.pth`` bytes of a local ``path`` (the ``.pth`` or the published zip)."""
+    """The ``.pth`` bytes of a local ``path`` (the ``.pth`` or the published zip), read only
+    when within the file's ``max_bytes``; ArchiveError naming the problem otherwise."""
     if path.endswith(".zip"):
-        return read_member(path, entry.member)
+        return read_member(path, entry.member, limit=entry.max_bytes)
+    size = os.path.getsize(path)
+    if size > entry.max_bytes:
+        raise ArchiveError(f"{path} is {size:,} bytes, more than the {entry.max_bytes:,} a "
+                           f"{entry.variant} checkpoint may have: refused")
     with open(path, "rb") as stream:
         return stream.read()
 
@@ -94,8 +102,9 @@ def find_local(entry, directory=None):
     """The checked local copy of ``entry`` (a ``.pth`` or ``.pth.zip`` path), or None:
     looked for in ``KERAS_DRN_WEIGHTS_DIR``, then ``directory`` (default: the cache).
 
-    A file in ``KERAS_DRN_WEIGHTS_DIR`` with the wrong hash is an error (that folder is yours);
-    one in the cache is ignored and downloaded again.
+    A file in ``KERAS_DRN_WEIGHTS_DIR`` that is damaged, too large or has the wrong hash is an
+    error (that folder is yours, and only read); such a file in the cache is deleted, so that
+    it is downloaded again.
     """
     folders = [(weights_dir(), True), (directory or cache_dir(), False)]
     for folder, strict in folders:
@@ -105,16 +114,30 @@ def find_local(entry, directory=None):
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
                 continue
-            ok, actual = digest_matches(entry, _checkpoint_bytes(entry, path))
+            fix = (f"Replace it (keras-drn weights download {entry.variant} --dir {folder}) or "
+                   f"unset {DIR_ENV}.")
+            try:
+                ok, actual = digest_matches(entry, _checkpoint_bytes(entry, path))
+            except (ArchiveError, OSError) as error:
+                if strict:
+                    raise ArchiveError(f"{error} {fix}") from None
+                _discard(path)
+                continue
             if ok:
                 return path
             if strict:
-                raise ValueError(
-                    f"{_mismatch(entry, path, actual)}: corrupt or another file. Replace it "
-                    f"(keras-drn weights download {entry.variant} --dir {folder}) or unset "
-                    f"{DIR_ENV}."
-                )
+                raise ValueError(f"{_mismatch(entry, path, actual)}: corrupt or another file. "
+                                 f"{fix}")
+            _discard(path)
     return None
+
+
+def _discard(path):
+    """Deletes a bad cache file (a read-only cache keeps it: the download replaces it)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _reason(error):
@@ -127,30 +150,55 @@ def _reason(error):
     if isinstance(reason, socket.gaierror):
         return f"DNS lookup failed ({reason})"
     if isinstance(reason, (TimeoutError, socket.timeout)):
-        return f"timed out after {TIMEOUT_SECONDS} s"
+        return f"timed out: no data for {TIMEOUT_SECONDS} s"
     if isinstance(reason, ConnectionError):
         return f"connection failed ({reason})"
     return f"{type(reason).__name__}: {reason}"
 
 
-def _download(url):
-    """The body at ``url``, bounded by ``MAX_DOWNLOAD_BYTES``; OSError with a reason."""
+def _download(url, limit=MAX_DOWNLOAD_BYTES):
+    """The body at ``url``, at most ``limit`` bytes, within ``DOWNLOAD_DEADLINE_SECONDS`` in
+    all (each wait for data at most ``TIMEOUT_SECONDS``); OSError with a reason."""
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_SECONDS
+    limit = min(limit, MAX_DOWNLOAD_BYTES)
+    body, announced = bytearray(), 0
+
+    def wait():
+        return max(0.01, min(TIMEOUT_SECONDS, deadline - time.monotonic()))
+
+    def too_slow():
+        of = f" of {announced:,}" if announced else ""
+        return _Refused(f"the whole download has a deadline of {DOWNLOAD_DEADLINE_SECONDS:,} s, "
+                        f"and {len(body):,}{of} bytes came in that time: the server sends too "
+                        "slowly")
+
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(url, timeout=wait()) as response:
             announced = int(response.headers.get("Content-Length") or 0)
-            if announced > MAX_DOWNLOAD_BYTES:
+            if announced > limit:
                 raise _Refused(f"the server announces {announced:,} bytes, more than the "
-                              f"{MAX_DOWNLOAD_BYTES:,} a DRN checkpoint may have")
-            body = response.read(MAX_DOWNLOAD_BYTES + 1)
+                               f"{limit:,} this checkpoint may have")
+            sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+            while True:
+                if time.monotonic() >= deadline:
+                    raise too_slow()
+                if sock is not None:  # no wait past the deadline
+                    sock.settimeout(wait())
+                block = response.read1(2**20)  # what has come, up to 1 MiB
+                if not block:
+                    break
+                body += block
+                if len(body) > limit:
+                    raise _Refused(f"the body is over {limit:,} bytes")
     except _Refused:
         raise
     except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
+        if time.monotonic() >= deadline:
+            raise too_slow() from error
         raise OSError(_reason(error)) from error
-    if len(body) > MAX_DOWNLOAD_BYTES:
-        raise _Refused(f"the body is over {MAX_DOWNLOAD_BYTES:,} bytes")
     if announced and len(body) != announced:
         raise OSError(f"the transfer was cut: {len(body):,} of {announced:,} bytes")
-    return body
+    return bytes(body)
 
 
 def _writable(directory):
@@ -176,10 +224,11 @@ def download(entry, base_url=None, directory=None):
     directory = _writable(directory)
     url = url_of(entry, base_url)
     try:
-        body = _download(url)
+        body = _download(url, entry.max_bytes)
     except OSError as error:
         raise OSError(f"{url}: {error}") from error
-    data = read_member(io.BytesIO(body), entry.member) if entry.member else body
+    data = (read_member(io.BytesIO(body), entry.member, limit=entry.max_bytes) if entry.member
+            else body)
     ok, actual = digest_matches(entry, data)
     if not ok:
         raise ValueError(f"{_mismatch(entry, 'the file downloaded from ' + url, actual)}: "

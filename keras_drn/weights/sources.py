@@ -78,6 +78,17 @@ class WeightsFile:
         return self.member or self.file_name
 
     @property
+    def max_bytes(self):
+        """The most bytes its ``.pth`` (and the download) may have: 4 per float32 parameter
+        of the variant with 1000 classes (``keras_drn.models.variants.PARAMETERS``), plus 25 %
+        and 4 MiB for the BatchNormalization statistics, an unused layer (DRN-C-58's
+        reference file), the pickle and the archive. A larger file is not the published one:
+        it is refused before it is read."""
+        from keras_drn.models.variants import PARAMETERS
+
+        return int(PARAMETERS[self.variant] * 4 * 1.25) + 4 * 2**20
+
+    @property
     def mirror_env(self):
         return SOURCES[self.source].mirror_env
 

@@ -89,3 +89,34 @@ def test_bad_folders_are_named(tmp_path):
     past = _folder(tmp_path / "past", [["a", "30 10"]])  # beyond the 35 pixels of 5x7
     with pytest.raises(tf.errors.InvalidArgumentError, match="a.png.*5x7.*beyond the 35"):
         _masks(rle_csv_folder(past))
+
+
+def test_ids_that_share_a_stem_read_their_own_file(tmp_path):
+    from keras_drn.data import rle_csv_folder
+
+    root = tmp_path / "stems"
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(np.full((5, 7, 3), 10, np.uint8)).save(root / "images" / "a.png")
+    Image.fromarray(np.full((3, 4, 3), 200, np.uint8)).save(root / "images" / "a.bmp")
+    with open(root / "train.csv", "w", newline="") as stream:
+        csv.writer(stream).writerows([("ImageId", "EncodedPixels"), ("a.png", ""),
+                                      ("a.bmp", "1 2")])
+    images = [image for image, _ in rle_csv_folder(root).dataset.as_numpy_iterator()]
+    assert [image.shape for image in images] == [(5, 7, 3), (3, 4, 3)]
+    assert (images[0].max(), images[1].max()) == (10, 200)
+    with open(root / "train.csv", "w", newline="") as stream:  # the bare stem: ambiguous
+        csv.writer(stream).writerows([("ImageId", "EncodedPixels"), ("a", "")])
+    with pytest.raises(ValueError, match=r"'a' of .* matches several files .*"
+                                         r"\['a.bmp', 'a.png'\]"):
+        rle_csv_folder(root)
+
+
+def test_a_csv_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    from keras_drn.data import rle_csv_folder
+
+    root = _folder(tmp_path, [["a", "1 3"]])
+    text = (root / "train.csv").read_text()
+    (root / "train.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())  # Excel's "CSV UTF-8"
+    data = rle_csv_folder(root)
+    assert data.examples["id"] == ("a",)
+    assert _masks(data)[0].sum() == 3

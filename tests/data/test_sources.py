@@ -191,6 +191,33 @@ def test_image_mask_folders_errors(tmp_path):
         image_mask_folders(tmp_path / "img", tmp_path / "mask", 4)
 
 
+def test_binary_mask_convention_is_the_datasets_not_each_masks(tmp_path):
+    """0/1 masks with 255 = ignore: a mask without object pixels ({0, 255}) or all ignore
+    keeps its 255 as ignore; a 0/255 dataset's 255 is the object."""
+    ignore_only = np.full((4, 5), 255, np.uint8)
+    no_object = np.zeros((4, 5), np.uint8)
+    no_object[0] = 255
+    with_object = no_object.copy()
+    with_object[2, 1:3] = 1
+    for stem, mask in {"a": with_object, "b": no_object, "c": ignore_only}.items():
+        _save(tmp_path / "img" / f"{stem}.png", _image(4, 5))
+        _save(tmp_path / "mask" / f"{stem}.png", mask)
+    masks = [m for _, m in _read_all(image_mask_folders(tmp_path / "img", tmp_path / "mask", 1))]
+    for read, written in zip(masks, (with_object, no_object, ignore_only)):
+        np.testing.assert_array_equal(read, written)  # 255 stays ignore everywhere
+    root = _reference_dir(tmp_path / "ref", [(_image(4, 5), no_object)])  # only 0 and 255
+    np.testing.assert_array_equal(_read_all(reference_folder(root, num_classes=1))[0][1],
+                                  no_object // 255)  # a 0/255 dataset: 255 is the object
+    declared = reference_folder(root, num_classes=1, mask_values="0/1")
+    np.testing.assert_array_equal(_read_all(declared)[0][1], no_object)
+    wrong = image_mask_folders(tmp_path / "img", tmp_path / "mask", 1, mask_values="0/255")
+    with pytest.raises(READ_ERRORS, match=r"a\.png' holds label value 1, but this data's "
+                                          r"binary masks are 0/255.*mask_values='0/1'"):
+        _read_all(wrong)
+    with pytest.raises(ValueError, match="mask_values is for binary masks"):
+        image_mask_folders(tmp_path / "img", tmp_path / "mask", 3, mask_values="0/1")
+
+
 def test_numpy_parts_work_without_tensorflow():
     """keras_drn, make_scenes, scene_split and read_image need no TensorFlow; the tf.data parts
     say how to get it."""

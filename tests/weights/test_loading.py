@@ -38,3 +38,25 @@ def test_models_serialise_without_lambda_layers(build):
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(build())))
     classes = {layer["class_name"] for layer in config["config"]["layers"]}
     assert "Lambda" not in classes and "InputLayer" in classes
+
+
+@pytest.mark.parametrize("cut", ["end", "middle"])
+def test_a_truncated_or_damaged_keras_file_is_named_not_said_missing(tmp_path, cut):
+    from keras_drn.export import export
+
+    inputs = keras.Input((None, None, 3))
+    path = tmp_path / "model.keras"
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(path)
+    data = path.read_bytes()
+    if cut == "end":  # a copy that stopped early: no zip directory
+        path.write_bytes(data[: len(data) // 2])
+        expected = rf"{path}' \([\d,]+ bytes\) is damaged or truncated"
+    else:  # a bit flipped inside an entry: its CRC fails
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+        expected = rf"{path}' is damaged: its entry .* fails its check"
+    with pytest.raises(ValueError, match=expected):
+        keras_drn.DRN_D_22(weights=str(path))
+    with pytest.raises(ValueError, match=expected):
+        export(str(path), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]

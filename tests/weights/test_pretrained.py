@@ -430,3 +430,49 @@ def test_table_matches_the_published_files(monkeypatch):
         assert sources.files_for(variant)[0] is row  # the default of weights="imagenet"
     assert sources.files_for("drn_a_50")[0].source == "official"
     assert len(sources.FILES) == len(official) + len(imgclsmob)
+
+
+def test_a_trickling_mirror_stops_at_the_deadline_of_the_whole_download(server, files,
+                                                                        monkeypatch):
+    """One byte a second never trips the per-read timeout; the whole download's deadline
+    (DOWNLOAD_DEADLINE_SECONDS, made short here) stops it, and the message says so."""
+    server.serve(files.zipped.file_name, files.zip_bytes[:20], announced=len(files.zip_bytes))
+    server.seconds_per_file = 20.0  # 20 chunks of one byte, a second apart
+    monkeypatch.setenv("KERAS_DRN_IMGCLSMOB_URL", server.url)
+    monkeypatch.setattr(pretrained, "DOWNLOAD_DEADLINE_SECONDS", 0.5)
+    with pytest.raises(OSError, match=rf"{files.zipped.file_name}: the whole download has a "
+                                      rf"deadline of 0.5 s, and \d of {len(files.zip_bytes):,} "
+                                      "bytes came in that time: the server sends too slowly"):
+        pretrained.fetch_first("drn_d_22", "imagenet:imgclsmob")
+    assert _cached() == []
+
+
+def test_a_zip_bomb_in_the_weights_folder_is_refused_by_its_declared_size(files, monkeypatch,
+                                                                          tmp_path):
+    folder = tmp_path / "kaggle_dataset"
+    folder.mkdir()
+    size = files.zipped.max_bytes + 1  # zeros: a few hundred kB deflated
+    path = folder / files.zipped.file_name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zipped:
+        with zipped.open(files.zipped.member, "w") as entry:
+            for start in range(0, size, 2**24):
+                entry.write(bytes(min(2**24, size - start)))
+    monkeypatch.setenv(pretrained.DIR_ENV, str(folder))
+    with pytest.raises(OSError, match=rf"{path}: its entry '{files.zipped.member}' declares "
+                                      rf"{size:,} bytes, more than the "
+                                      rf"{files.zipped.max_bytes:,} .*refused.*Replace it"):
+        pretrained.fetch_first("drn_d_22", "imagenet:imgclsmob")
+
+
+def test_a_damaged_zip_in_the_cache_is_discarded_and_downloaded_again(server, files,
+                                                                      monkeypatch):
+    cache = pathlib.Path(pretrained.cache_dir())
+    cache.mkdir(parents=True)
+    damaged = cache / files.zipped.file_name
+    damaged.write_bytes(files.zip_bytes[: len(files.zip_bytes) // 2])  # a cut copy
+    server.serve(files.zipped.file_name, files.zip_bytes)
+    monkeypatch.setenv("KERAS_DRN_IMGCLSMOB_URL", server.url)
+    entry, path = pretrained.fetch_first("drn_d_22", "imagenet:imgclsmob")
+    assert server.requests == [f"/{files.zipped.file_name}"]
+    assert path == str(cache / files.zipped.member) and _cached() == [files.zipped.member]
+    assert hashlib.sha1(pathlib.Path(path).read_bytes()).hexdigest() == files.zipped.sha1

@@ -35,6 +35,7 @@ import keras
 from keras import layers, ops
 
 from keras_drn.layers.initializers import reference_conv_initializer
+from keras_drn.layers.phase import unsplit_factor
 from keras_drn.layers.platform import tensorflow_on_cpu
 
 # Fewest input and output channels for which a single image's convolution is split in two
@@ -83,25 +84,40 @@ class DilatedConv2D(layers.Conv2D):
     """``keras.layers.Conv2D`` with the same arguments, weights and outputs; a dilated one runs
     as a single native convolution on TensorFlow (see the module docstring).
 
+    ``phase_splits``: names of the ``SpaceToPhase(fallback=True)`` layers whose phase form
+    this convolution runs in (``keras_drn.layers.phase``); its dilation is multiplied by the
+    part of their factors they left unsplit in their latest call (1 when they split fully), so
+    it computes the dilated convolution of the full map whichever factor they chose.
+
     Input shape: ``(batch, height, width, channels)`` (``channels_last``; ``channels_first``
     takes Keras' own path). Output shape: as ``Conv2D``.
     """
 
+    def __init__(self, *args, phase_splits=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase_splits = tuple(phase_splits)
+
+    def _dilation(self):
+        """The dilation this call runs at: ``dilation_rate`` times the unsplit factor."""
+        unsplit = unsplit_factor(self.phase_splits)
+        return tuple(d * unsplit for d in self.dilation_rate)
+
     def convolution_op(self, inputs, kernel):
+        dilation = self._dilation()
         if (
             keras.backend.backend() != "tensorflow"
             or self.data_format != "channels_last"
             or self.groups != 1  # Keras compiles grouped convs with XLA on CPU: keep that
         ):
-            return super().convolution_op(inputs, kernel)
-        dilated = max(self.dilation_rate) > 1
+            return self._keras_convolution(inputs, kernel, dilation)
+        dilated = max(dilation) > 1
         if dilated and not native_dilation_supported(
                 keras.backend.standardize_dtype(inputs.dtype)):
-            return super().convolution_op(inputs, kernel)
+            return self._keras_convolution(inputs, kernel, dilation)
         if self._splits_rows(inputs, kernel):
-            return split_rows_convolution(inputs, kernel, self.dilation_rate)
+            return split_rows_convolution(inputs, kernel, dilation)
         if not dilated:
-            return super().convolution_op(inputs, kernel)
+            return self._keras_convolution(inputs, kernel, dilation)
         import tensorflow as tf
 
         return tf.nn.conv2d(
@@ -109,8 +125,13 @@ class DilatedConv2D(layers.Conv2D):
             kernel,
             strides=list(self.strides),
             padding=self.padding.upper(),
-            dilations=list(self.dilation_rate),
+            dilations=list(dilation),
         )
+
+    def _keras_convolution(self, inputs, kernel, dilation):
+        """``Conv2D.convolution_op`` at ``dilation``."""
+        return ops.conv(inputs, kernel, strides=list(self.strides), padding=self.padding,
+                        dilation_rate=dilation, data_format=self.data_format)
 
     def _splits_rows(self, inputs, kernel):
         """Whether this call runs as two half-images (module docstring)."""
@@ -123,6 +144,12 @@ class DilatedConv2D(layers.Conv2D):
             and min(kernel.shape[2], kernel.shape[3]) >= SPLIT_MIN_CHANNELS
             and tensorflow_on_cpu()
         )
+
+    def get_config(self):
+        config = super().get_config()
+        if self.phase_splits:  # only then: configs of other convolutions stay as they were
+            config.update(phase_splits=list(self.phase_splits))
+        return config
 
 
 def split_rows_convolution(inputs, kernel, dilation):
@@ -150,10 +177,11 @@ def symmetric_padding(kernel_size, dilation=1):
 
 
 def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype=None,
-                   use_bias=False):
+                   use_bias=False, phase_splits=()):
     """The reference's bias-free ``Conv2d(k, stride, padding=dilation * (k - 1) // 2)`` as a
     ``DilatedConv2D`` (the reference's He fan-out initialisation); ``use_bias=True`` adds a
-    bias, zero-initialised (the form that absorbs a folded BatchNormalization).
+    bias, zero-initialised (the form that absorbs a folded BatchNormalization);
+    ``phase_splits`` as in ``DilatedConv2D``.
 
     PyTorch pads symmetrically; Keras's "same" does too at stride 1 but pads (0, 1) at stride
     2 on even sizes. So a stride-2 conv is "valid" and needs ``pad_symmetric`` (or a
@@ -172,6 +200,7 @@ def reference_conv(filters, kernel_size, strides=1, dilation=1, name=None, dtype
         data_format="channels_last",
         dtype=dtype,
         name=name,
+        phase_splits=phase_splits,
     )
 
 

@@ -90,6 +90,9 @@ class DilatedResidualBlock(layers.Layer):
             ``keras.layers.Identity`` takes each BatchNormalization's place and name (also
             inside an ``AdaptiveBlurPool``). For inference and export of trained weights;
             trained from scratch it would be a DRN without normalisation.
+        phase_splits: names of the ``SpaceToPhase(fallback=True)`` layers whose phase form the
+            block runs in, passed to its 3x3 convolutions (``DilatedConv2D``): ``dilation``
+            is then the dilation on the phase sub-maps, scaled back when they split less.
 
     Input shape: ``(batch, height, width, channels)``.
     Output shape: ``(batch, ceil(height / strides), ceil(width / strides),
@@ -114,6 +117,7 @@ class DilatedResidualBlock(layers.Layer):
         epsilon=1e-5,
         momentum=0.9,
         batch_norm=True,
+        phase_splits=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -148,6 +152,7 @@ class DilatedResidualBlock(layers.Layer):
         self.epsilon = epsilon
         self.momentum = momentum
         self.batch_norm = batch_norm
+        self.phase_splits = tuple(phase_splits)
         self.out_channels = filters * BLOCKS[block]
         self._blurred = anti_alias is not None and strides > 1
         # The strided conv: the first 3x3 (basic) or the 3x3 (bottleneck).
@@ -155,8 +160,10 @@ class DilatedResidualBlock(layers.Layer):
 
     def _conv(self, filters, kernel_size, name, strides=1, dilation=1):
         # Stride-2 convs pad explicitly in call() (pad_symmetric); stride 1 "same" is symmetric.
+        # Only a 3x3 convolution's dilation matters, so only those follow the phase splits.
         return reference_conv(filters, kernel_size, strides, dilation, name, self.dtype_policy,
-                              use_bias=not self.batch_norm)
+                              use_bias=not self.batch_norm,
+                              phase_splits=self.phase_splits if kernel_size > 1 else ())
 
     def _bn(self, name):
         if not self.batch_norm:
@@ -267,4 +274,6 @@ class DilatedResidualBlock(layers.Layer):
             momentum=self.momentum,
             batch_norm=self.batch_norm,
         )
+        if self.phase_splits:  # only then: configs of other blocks stay as they were
+            config.update(phase_splits=list(self.phase_splits))
         return config

@@ -11,9 +11,13 @@ convolutions) or ``"phase"`` (undilated convolutions on the phase sub-maps stack
 batch, ``keras_drn.layers.phase``); both have the same layers, names, weights and outputs.
 Only the rearrangement layers (``layerN_i_to_phase``, ``levelN_to_space``, no weights) and the
 ``dilation_rate`` of the convolutions inside a phase run differ. A level whose map is not a
-multiple of the factor (known when ``input_shape`` is fixed) falls back to direct execution
-for that level (a smaller factor where one divides both): padding to a multiple would need
-masks before every conv and in every batch-statistics BatchNormalization to stay exact.
+multiple of the factor falls back to direct execution for that level (a smaller factor where
+one divides both): padding to a multiple would need masks before every conv and in every
+batch-statistics BatchNormalization to stay exact. With a fixed ``input_shape`` that is
+decided when the model is built (no rearrangement layers there); with ``None`` height or width
+each level decides when traced, from the map size it sees (``SpaceToPhase(fallback=True)``,
+``keras_drn.layers.phase``), so a model built for any size runs at any size; a size unknown
+even then (a TensorFlow SavedModel traced with ``None`` dimensions) runs directly.
 """
 
 import dataclasses
@@ -120,8 +124,9 @@ def _strided_conv(x, filters, kernel_size, name):
 
 @dataclasses.dataclass(frozen=True)
 class _Unit:
-    """One block (or DRN-D conv-BN-ReLU) of a level: ``build(x, dilation)`` adds its layers,
-    with ``dilation`` already divided by the phase factor it runs in."""
+    """One block (or DRN-D conv-BN-ReLU) of a level: ``build(x, dilation, phase_splits)`` adds
+    its layers, with ``dilation`` already divided by the phase factor it runs in and
+    ``phase_splits`` the names of the ``SpaceToPhase`` layers in force (``DilatedConv2D``)."""
 
     name: str
     stride: int
@@ -130,7 +135,7 @@ class _Unit:
 
 
 def _block_unit(variant_block, planes, stride, residual, anti_alias, name):
-    def build(x, dilation):
+    def build(x, dilation, phase_splits):
         return DilatedResidualBlock(
             planes,
             block=variant_block,
@@ -140,6 +145,7 @@ def _block_unit(variant_block, planes, stride, residual, anti_alias, name):
             anti_alias=anti_alias,
             epsilon=BN_EPSILON,
             momentum=BN_MOMENTUM,
+            phase_splits=phase_splits,
             name=name,
         )(x)
 
@@ -150,13 +156,14 @@ def _conv_unit(level, index, channels, stride, anti_alias):
     """DRN-D's plain levels: conv3x3-BN-ReLU, named like the reference's ``nn.Sequential``
     children (``layer{level}_{3i}``, ``_{3i+1}``, ``_{3i+2}``)."""
 
-    def build(x, dilation):
+    def build(x, dilation, phase_splits):
         name = f"layer{level}_{3 * index}"
         strided = stride > 1
         if strided and anti_alias is None:
             x = _strided_conv(x, channels, 3, name)
         else:
-            x = reference_conv(channels, 3, dilation=dilation, name=name)(x)
+            x = reference_conv(channels, 3, dilation=dilation, name=name,
+                               phase_splits=phase_splits)(x)
         x = _bn(f"layer{level}_{3 * index + 1}")(x)
         x = layers.ReLU(name=f"layer{level}_{3 * index + 2}")(x)
         if strided and anti_alias is not None:
@@ -187,20 +194,27 @@ class _PhasePlan:
     """Places the ``SpaceToPhase``/``PhaseToSpace`` rearrangements while a body is built.
 
     Each stride-1 dilated unit runs in the largest phase factor that divides its dilation and
-    the height and width of its (full-resolution) input; unknown sizes count as divisible (the
-    ``SpaceToPhase`` layer then checks at run time). Factors nest: DRN-C/D's dilation-4 level 6
-    runs in a further factor-2 split of the factor-2 form of its dilation-2 neighbours (one
-    rearrangement at each end instead of three). A level is rearranged back before its
-    ``levelN`` layer unless the next unit runs in a multiple of the same factor.
+    the height and width of its (full-resolution) input; unknown sizes count as divisible, and
+    the ``SpaceToPhase`` layer (``fallback=True``) then splits, when traced, by what divides the
+    size it sees; the layers of the run follow it by name (``keras_drn.layers.phase``). Factors
+    nest: DRN-C/D's dilation-4 level 6 runs in a further factor-2 split of the factor-2 form of
+    its dilation-2 neighbours (one rearrangement at each end instead of three). A level is
+    rearranged back before its ``levelN`` layer unless the next unit runs in a multiple of the
+    same factor.
     """
 
     def __init__(self, enabled):
         self.enabled = enabled
-        self.splits = []  # the factors of the SpaceToPhase layers in force, in order
+        self.splits = []  # (factor, name) of the SpaceToPhase layers in force, in order
 
     @property
     def factor(self):
-        return math.prod(self.splits)
+        return math.prod(factor for factor, _ in self.splits)
+
+    @property
+    def names(self):
+        """The names of the ``SpaceToPhase`` layers in force."""
+        return tuple(name for _, name in self.splits)
 
     def factor_for(self, x, unit):
         """The phase factor ``unit`` runs in when its input is ``x`` (in the current form)."""
@@ -216,12 +230,13 @@ class _PhasePlan:
         undone = 0
         while target % self.factor:
             suffix = f"_{undone}" if undone else ""
-            x = PhaseToSpace(self.splits.pop(), name=f"{name}_to_space{suffix}")(x)
+            factor, split = self.splits.pop()
+            x = PhaseToSpace(factor, split=split, name=f"{name}_to_space{suffix}")(x)
             undone += 1
         if target > self.factor:
             split = target // self.factor
-            x = SpaceToPhase(split, name=f"{name}_to_phase")(x)
-            self.splits.append(split)
+            x = SpaceToPhase(split, fallback=True, name=f"{name}_to_phase")(x)
+            self.splits.append((split, f"{name}_to_phase"))
         return x
 
 
@@ -232,7 +247,7 @@ def _run_levels(x, levels, dilation_strategy):
         for unit in units:
             factor = plan.factor_for(x, unit)
             x = plan.move(x, factor, unit.name)
-            x = unit.build(x, unit.dilation // factor)
+            x = unit.build(x, unit.dilation // factor, plan.names)
         following = levels[index + 1][1][0] if index + 1 < len(levels) else None
         x = plan.move(x, math.gcd(plan.factor, plan.factor_for(x, following)), f"level{number}")
         x = layers.Identity(name=f"level{number}")(x)
@@ -364,14 +379,15 @@ def level_outputs(model, levels):
     in ``levels``, as a symbolic tensor of ``model``'s graph in the normal ``(batch, height,
     width, channels)`` layout. Under ``dilation_strategy="phase"`` the layers ``level5`` and
     ``level6`` of DRN-C/D hold phase-form maps (the rearrangement back happens after level 7);
-    ``PhaseToSpace`` layers (``levelN_spatial_k``) are applied to those.
+    ``PhaseToSpace`` layers (``levelN_spatial_k``) are applied to those, each joining by the
+    factor its ``SpaceToPhase`` split by when traced.
     """
     splits, in_force = [], {}
     # A DRN's top-level graph is a chain, so model.layers (topological order) meets the
     # rearrangements and the level layers in the order they apply.
     for layer in model.layers:
         if isinstance(layer, SpaceToPhase):
-            splits.append(layer.factor)
+            splits.append((layer.factor, layer.name if layer.fallback else None))
         elif isinstance(layer, PhaseToSpace):
             splits.pop()
         elif layer.name.startswith("level") and layer.name[len("level"):].isdigit():
@@ -379,8 +395,8 @@ def level_outputs(model, levels):
     outputs = {}
     for n in levels:
         x = model.get_layer(f"level{n}").output
-        for k, factor in enumerate(reversed(in_force.get(n, []))):
-            x = PhaseToSpace(factor, name=f"level{n}_spatial_{k}")(x)
+        for k, (factor, split) in enumerate(reversed(in_force.get(n, []))):
+            x = PhaseToSpace(factor, split=split, name=f"level{n}_spatial_{k}")(x)
         outputs[n] = x
     return outputs
 

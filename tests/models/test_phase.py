@@ -6,6 +6,7 @@ import pytest
 
 import keras_drn
 from keras_drn.layers import DilatedConv2D, PhaseToSpace, SpaceToPhase
+from keras_drn.layers.phase import unsplit_factor
 from keras_drn.models.drn import AUTO_DILATION_STRATEGY, resolve_dilation_strategy
 from tests.helpers import random_input, to_numpy
 
@@ -53,8 +54,9 @@ def _train_step(model, x, target):
 def _check_equal(direct, phase, size, train=True, batch=2):
     """Inference and training-mode outputs; then one SGD step (lr 1: the update is minus the
     gradient) in training mode: the same gradient for every weight and the same
-    BatchNormalization moving statistics."""
-    x = random_input((batch, size, size, 3))
+    BatchNormalization moving statistics. ``size``: a side, or ``(height, width)``."""
+    height, width = (size, size) if isinstance(size, int) else size
+    x = random_input((batch, height, width, 3))
     for training in (False, True):
         expected = to_numpy(direct(x, training=training))
         np.testing.assert_allclose(to_numpy(phase(x, training=training)), expected,
@@ -125,10 +127,30 @@ def test_levels_whose_size_is_not_a_multiple_run_directly():
     assert _rearrangements(phase) == [] and _max_dilation(phase) == 4
 
 
-def test_any_size_model_refuses_sizes_it_cannot_split(d22):
-    # 48x48 gives 6x6 maps at level 5: level 6's further split needs a fixed input_shape.
-    with pytest.raises(ValueError, match="multiples of 2.*fixed input_shape"):
-        d22[1](random_input((1, 48, 48, 3)))
+@pytest.fixture(scope="module")
+def d22_initial():
+    """Another any-size DRN-D-22 pair, with its initial weights: each test starts from them
+    (an SGD step at learning rate 1 moves both models' weights apart within rounding)."""
+    direct, phase = _pair("drn_d_22", None)
+    return direct, phase, direct.get_weights()
+
+
+@pytest.mark.parametrize("size, unsplit", [
+    ((1, 1), (2, 2)),  # 1x1 maps at levels 5-7: direct (2x3 and more: tests/layers)
+    ((61, 45), (1, 2)),  # 8x6 maps: factor 2, level 6 at dilation 2 in it
+    ((72, 88), (2, 2)),  # 9x11 maps: direct (issue 2: "maps 9x11 cannot be split")
+])
+def test_any_size_model_runs_every_size(d22_initial, size, unsplit):
+    # Each split decides when traced, from the map it sees; the layers of its run follow. A
+    # batch of 4: with 2, training-mode BatchNormalization over 8x6 maps makes the gradient so
+    # ill-conditioned that the direct model alone moved 27% (of the largest update of a
+    # weight) when its batch was reversed (PyTorch); with 4 both that and phase moved 2e-4.
+    direct, phase, weights = d22_initial
+    direct.set_weights(weights)
+    phase.set_weights(weights)
+    _check_equal(direct, phase, size, batch=4)
+    assert (unsplit_factor(["layer5_0_to_phase"]), unsplit_factor(["layer6_0_to_phase"])) \
+        == unsplit
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"])

@@ -39,7 +39,6 @@ import os
 import pathlib
 import platform
 import shutil
-import zipfile
 
 import keras
 import numpy as np
@@ -77,23 +76,14 @@ def versions():
 
 
 def check_model_file(path):
-    """RunError naming the problem unless ``path`` is a complete ``.keras`` file."""
-    path = pathlib.Path(path)
-    if path.suffix != ".keras":
-        raise RunError(f"Expected a .keras model file; received {str(path)!r}.")
-    if not path.is_file():
-        raise RunError(f"Expected an existing .keras model file; received {str(path)!r}, "
-                       "which does not exist.")
-    if path.stat().st_size == 0:
-        raise RunError(f"{path} is empty (0 bytes): a truncated or unfinished file. Use the "
-                       "run's best.keras, or train again.")
-    if not zipfile.is_zipfile(path):
-        raise RunError(f"{path} is truncated or not a .keras file (it is not a complete zip "
-                       "archive). Use the run's best.keras, or train again.")
-    with zipfile.ZipFile(path) as archive:
-        broken = archive.testzip()
-    if broken is not None:
-        raise RunError(f"{path} is corrupt: its entry {broken!r} fails its CRC check.")
+    """RunError naming the problem unless ``path`` is a complete ``.keras`` file
+    (``keras_drn.weights.loading.check_keras_file``, with what to do in a run folder)."""
+    from keras_drn.weights.loading import check_keras_file
+
+    try:
+        check_keras_file(path)
+    except ValueError as error:
+        raise RunError(f"{error} Use the run's best.keras, or train again.") from None
 
 
 def load_model(path):

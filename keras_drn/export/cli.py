@@ -12,6 +12,7 @@ from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export.api import export
 from keras_drn.export.job import FORMATS, QUANTIZATIONS
 from keras_drn.models.preprocessing import preprocessing_of, resolve_statistics, with_preprocessing
+from keras_drn.weights.loading import load_keras_model
 
 
 def _load_model(args):
@@ -21,7 +22,7 @@ def _load_model(args):
     import keras_drn
 
     if args.model.endswith(".keras"):
-        return keras.saving.load_model(args.model, compile=False)
+        return load_keras_model(args.model)
     statistics = None
     if args.end_to_end:
         statistics = "imagenet"

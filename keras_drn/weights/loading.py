@@ -86,25 +86,29 @@ def load_weights(model, weights, names):
 
 
 def check_keras_file(path):
-    """ValueError naming ``path`` unless it is a whole ``.keras`` file (a zip archive whose
-    entries pass their CRC check): Keras says "File not found" for a truncated one."""
+    """ValueError naming ``path`` and its damage unless it is a whole ``.keras`` file (a zip
+    archive whose entries pass their CRC check): Keras says "File not found" for a truncated
+    one."""
     path = os.fspath(path)
-    if not path.endswith(".keras") or not os.path.isfile(path):
-        raise ValueError(f"Expected the path of an existing .keras model file; received "
-                         f"{path!r}.")
+    if not path.endswith(".keras"):
+        raise ValueError(f"Expected a .keras model file; received {path!r}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"Expected an existing .keras model file; received {path!r}, which "
+                         "does not exist.")
     size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path!r} is empty (0 bytes): a truncated or unfinished file.")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path!r} ({size:,} bytes) is damaged or truncated: a .keras file is "
-                         "a zip archive, and this one has no complete end. Save or copy it "
-                         "again.")
+        raise ValueError(f"{path!r} ({size:,} bytes) is damaged or truncated or not a .keras "
+                         "file: a .keras file is a zip archive, and this one has no complete "
+                         "end.")
     try:
         with zipfile.ZipFile(path) as archive:
             broken = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         broken = f"({error})"
     if broken is not None:
-        raise ValueError(f"{path!r} is damaged: its entry {broken} fails its check. Save or "
-                         "copy it again.")
+        raise ValueError(f"{path!r} is damaged: its entry {broken} fails its check (CRC).")
 
 
 def load_keras_model(path):

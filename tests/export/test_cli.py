@@ -133,3 +133,12 @@ def test_a_variant_exported_end_to_end_through_the_command_takes_uint8_and_retur
     assert_equal_up_to_ties(masks, expected)
     raw = twin.predict(images.astype("float32"), verbose=0).argmax(-1)
     assert np.mean(raw != expected.argmax(-1)) > 0.05  # the normalisation matters here
+
+
+def test_a_truncated_keras_file_is_named_as_damaged_not_missing(tmp_path):
+    source = tmp_path / "tiny.keras"
+    tiny_segmenter().save(source)
+    source.write_bytes(source.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"tiny\.keras' \([\d,]+ bytes\) is damaged or "
+                                         "truncated"):
+        main([str(source), str(tmp_path / "tiny.tflite"), "--format", "litert"])

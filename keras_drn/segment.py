@@ -43,14 +43,17 @@ def load_data(spec, split, num_classes=None, size=64, seed=0):
         if spec.startswith(prefix):
             return _rle_folder(spec[len(prefix):], split, num_classes, order)
     folder = pathlib.Path(spec)
+    # Binary masks: one 0/1 or 0/255 convention for every split of the folder.
+    mask_values = data.folder_mask_values(folder) if num_classes == 1 else None
     if (folder / "info.json").is_file():
-        return data.reference_folder(folder, split, num_classes=num_classes)
+        return data.reference_folder(folder, split, num_classes=num_classes,
+                                     mask_values=mask_values)
     if (folder / split / "images").is_dir():
         if num_classes is None:
             raise ValueError(f"{spec!r} is an image/mask folder: give the number of classes "
                              "(--num-classes).")
         return data.image_mask_folders(folder / split / "images", folder / split / "masks",
-                                       num_classes)
+                                       num_classes, mask_values=mask_values)
     if (folder / "train.csv").is_file():
         return _rle_folder(folder, split, num_classes, "F")
     raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
@@ -190,7 +193,8 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
                   "to start over.")
             model = load_segmenter(run.model_path)
             report = evaluate_segmenter(model, val_set, info["num_classes"], class_names=(
-                display_classes(info["num_classes"], info["class_names"])[1]))
+                display_classes(info["num_classes"], info["class_names"])[1]),
+                name=val_data.name)
             if folds is not None and not oof_path.exists():
                 _write_oof(model, val_data, oof_path, folds, fold)
             run.finish(info)
@@ -242,7 +246,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         shown, names = display_classes(train_data.num_classes, train_data.class_names)
         report = evaluate_segmenter(model, val_set, train_data.num_classes,
                                     class_names=names if shown != train_data.num_classes
-                                    else train_data.class_names)
+                                    else train_data.class_names, name=val_data.name)
         print(f"validation IoU (%) of {run.model_path}:")
         print(report.table)
         inputs, labels = next(iter(val_set.unbatch().batch(6)))
@@ -369,7 +373,8 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
     if not classifier:
         report = evaluate_segmenter(model, dataset, info["num_classes"], scales=scales,
                                     flip=flip, class_names=display_classes(
-                                        info["num_classes"], info.get("class_names"))[1])
+                                        info["num_classes"], info.get("class_names"))[1],
+                                    name=source.name)
     if not consistency:
         return report
     shift = shift_consistency(model, dataset, shifts=range(1, max_shift + 1), seed=seed)

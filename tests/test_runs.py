@@ -35,7 +35,7 @@ CHILD = textwrap.dedent("""
     seen = {"n": 0}
     real = atomic.write_atomically
 
-    def write_atomically(path, write, what="output"):
+    def write_atomically(path, write, *args, **kwargs):
         if os.path.basename(str(path)).startswith(kill_name):
             seen["n"] += 1
             if seen["n"] == kill_count:
@@ -48,7 +48,7 @@ CHILD = textwrap.dedent("""
                 else:  # "before-rename": the new file complete, not yet in place
                     write(str(atomic.temporary_path(path)))
                 os.kill(os.getpid(), signal.SIGKILL)
-        return real(path, write, what)
+        return real(path, write, *args, **kwargs)
 
     atomic.write_atomically = write_atomically
     keras.utils.set_random_seed(0)

@@ -210,14 +210,14 @@ from keras_drn import atomic, cli
 
 real = atomic.write_atomically
 
-def write_atomically(path, write, what="output"):
+def write_atomically(path, write, *args, **kwargs):
     if os.path.basename(str(path)) == "model.keras":
         temporary = atomic.temporary_path(path)
         write(str(temporary))
         with open(temporary, "r+b") as stream:
             stream.truncate(os.path.getsize(temporary) // 2)
         os.kill(os.getpid(), signal.SIGKILL)  # torn model.keras, never renamed
-    return real(path, write, what)
+    return real(path, write, *args, **kwargs)
 
 atomic.write_atomically = write_atomically
 sys.exit(cli.main(sys.argv[1:]))
@@ -299,3 +299,24 @@ def test_binary_segmentation_trains_predicts_and_writes_an_rle_submission(tmp_pa
         # "auto" picks it), so only a pixel that close to the threshold may land either side.
         close = np.abs(probability - 0.3) < 0.02
         np.testing.assert_array_equal(written[~close], (probability > 0.3)[~close])
+
+
+def test_a_binary_folder_reads_255_alike_in_every_split(tmp_path):
+    """0/1 masks with 255 = ignore: a val split whose masks hold no object pixel ({0, 255})
+    takes the training split's convention, so its 255 stays ignore (decided per split, it
+    became object)."""
+    from keras_drn import segment
+
+    with_object = np.zeros((4, 5), np.uint8)
+    with_object[0] = 255
+    with_object[2, 1:3] = 1
+    no_object = np.zeros((4, 5), np.uint8)
+    no_object[0] = 255
+    for split, mask in (("train", with_object), ("val", no_object)):
+        for kind, array in (("images", np.full((4, 5, 3), 90, np.uint8)), ("masks", mask)):
+            (tmp_path / split / kind).mkdir(parents=True)
+            Image.fromarray(array).save(tmp_path / split / kind / "a.png")
+    for split, mask in (("train", with_object), ("val", no_object)):
+        source = segment.load_data(str(tmp_path), split, num_classes=1)
+        (_, read), = list(source.dataset.as_numpy_iterator())
+        np.testing.assert_array_equal(np.squeeze(read), mask)

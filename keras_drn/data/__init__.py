@@ -37,6 +37,7 @@ _LAZY = {
     "CITYSCAPES_STD": "sources",
     "PET_CLASS_NAMES": "sources",
     "SegmentationData": "sources",
+    "folder_mask_values": "sources",
     "image_mask_folders": "sources",
     "reference_folder": "sources",
     "rle_csv_folder": "rle_csv",

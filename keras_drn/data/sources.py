@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import json
 import os
+import pathlib
 
 import numpy as np
 import tensorflow as tf
@@ -43,6 +44,7 @@ __all__ = [
     "IMAGENET_STD",
     "PET_CLASS_NAMES",
     "SegmentationData",
+    "folder_mask_values",
     "image_mask_folders",
     "reference_folder",
     "synthetic_scenes",
@@ -152,6 +154,19 @@ def binary_mask_values(mask_paths):
         if np.any(_open_mask(path) == 1):
             return "0/1"
     return "0/255"
+
+
+def folder_mask_values(data_dir):
+    """``binary_mask_values`` over the masks of every split of a folder dataset (an image/mask
+    folder's ``<split>/masks/*.png``, a reference folder's ``<split>_labels.txt`` lists), so
+    that its splits, trained or evaluated, read 255 alike: a validation split whose masks hold
+    no object pixel takes the training split's convention, not one of its own."""
+    data_dir = pathlib.Path(data_dir)
+    masks = sorted(path for path in data_dir.glob("*/masks/*")
+                   if path.suffix.lower() in MASK_EXTENSIONS)
+    for listing in sorted(data_dir.glob("*_labels.txt")):
+        masks += [data_dir / line for line in _read_list(listing)]
+    return binary_mask_values(masks)
 
 
 def _check_mask_values(mask_values, num_classes):

@@ -209,20 +209,17 @@ class RunFolder:
         if existing is not None and not overwrite:
             changed = differences(existing, info, task) if existing.get("task") == task else [
                 f"task: {existing.get('task')!r} -> {task!r}"]
-            if changed:
+            if changed and self.has_nothing_to_lose(existing):
+                print(f"{self.path} held a run that stopped before its first epoch finished "
+                      f"({'; '.join(changed)}): starting this one in its place.")
+                overwrite = True  # nothing of it to keep
+            elif changed:
                 raise RunError(
                     f"{self.path} holds another run ({'; '.join(changed)}). Use another "
                     "--output-dir, or --overwrite (overwrite=True) to delete it and start "
                     "over.")
-            recorded = existing.get("dtype_policy")
-            if existing.get("epochs_done") and recorded and info.get("dtype_policy") not in (
-                    None, recorded):
-                if existing.get("status") != "complete":
-                    raise self.precision_error(recorded, info["dtype_policy"],
-                                               existing["epochs_done"])
-                # Nothing of a complete run trains in this precision unless it is extended,
-                # which check_precision refuses: its record keeps the one its epochs ran in.
-                info = dict(info, dtype_policy=recorded)
+            else:
+                info = self._keep_precision(existing, info)
         if existing is None and not overwrite:  # files a run writes, but not this run's
             atomic.check_replaceable([self.path / name for name in OUTPUTS], False)
         if overwrite:
@@ -233,6 +230,29 @@ class RunFolder:
         info["epochs_done"] = existing.get("epochs_done", 0) if existing else 0
         self.write_info(info)
         return info
+
+    def _keep_precision(self, existing, info):
+        """``info`` of the same run as ``existing``: RunError when its epochs done ran in
+        another dtype policy and it is unfinished; a complete run keeps its recorded one."""
+        recorded = existing.get("dtype_policy")
+        if existing.get("epochs_done") and recorded and info.get("dtype_policy") not in (
+                None, recorded):
+            if existing.get("status") != "complete":
+                raise self.precision_error(recorded, info["dtype_policy"],
+                                           existing["epochs_done"])
+            # Nothing of a complete run trains in this precision unless it is extended,
+            # which check_precision refuses: its record keeps the one its epochs ran in.
+            info = dict(info, dtype_policy=recorded)
+        return info
+
+    def has_nothing_to_lose(self, info):
+        """Whether the run of ``info`` (this folder's) stopped before its first epoch finished:
+        no epoch done, no model, no resume state. Such a run has no claim on the folder: a
+        corrected rerun with other settings replaces it without ``--overwrite``."""
+        state = self.state_dir.is_dir() and any(self.state_dir.iterdir())
+        return (info.get("status") != "complete" and not info.get("epochs_done")
+                and not self.model_path.exists() and not self.best_path.exists()
+                and not state)
 
     @contextlib.contextmanager
     def session(self, info, overwrite=False):

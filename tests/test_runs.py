@@ -171,6 +171,27 @@ def test_a_rerun_with_other_data_or_classes_is_refused_naming_what_differs(tmp_p
         assert info["backbone"] == "drn_c_26" and not (folder.path / "model.keras").exists()
 
 
+def test_a_run_that_stopped_before_its_first_epoch_has_no_claim_on_its_folder(tmp_path,
+                                                                            capsys):
+    """A first try that failed before an epoch finished (a bad flag found at the first step,
+    say) does not lock the folder: the corrected rerun starts in its place. One finished
+    epoch, a model or resume state make it a run that only --overwrite replaces."""
+    folder = runs.RunFolder(tmp_path / "run")
+    with folder.lock():
+        folder.start(_info(crop_size=None))
+        info = folder.start(_info(crop_size=64))
+        assert info["crop_size"] == 64 and info["epochs_done"] == 0
+        assert "stopped before its first epoch" in capsys.readouterr().out
+        folder.state_dir.mkdir(parents=True, exist_ok=True)
+        (folder.state_dir / "epoch-1.weights.h5").write_bytes(b"weights")
+        with pytest.raises(runs.RunError, match="crop_size: 64 -> 32.*--overwrite"):
+            folder.start(_info(crop_size=32))
+        (folder.state_dir / "epoch-1.weights.h5").unlink()
+        folder.write_info(dict(folder.read_info(), epochs_done=1))
+        with pytest.raises(runs.RunError, match="crop_size: 64 -> 32"):
+            folder.start(_info(crop_size=32))
+
+
 def test_old_run_folders_are_refused_with_the_command_that_converts_them(tmp_path):
     old = tmp_path / "old"
     old.mkdir()

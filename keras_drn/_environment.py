@@ -3,7 +3,9 @@
 - Backend: with ``KERAS_BACKEND`` unset and no backend in ``~/.keras/keras.json``, Keras picks
   TensorFlow and fails with a long ModuleNotFoundError where only the jax or torch extra is
   installed. We pick the first installed of tensorflow, jax, torch instead, or raise an
-  ImportError that says what to install or set.
+  ImportError that says what to install or set; a backend chosen but not installed
+  (``KERAS_BACKEND=jax`` without jax) gets its pip line instead of Keras's 31-line
+  ModuleNotFoundError. In the ``keras-drn`` command these are one line and exit status 2.
 - TensorFlow's C++ INFO/WARNING lines (oneDNN notices, CPU features, absl), printed on every
   backend since tf.data is TensorFlow: the ``keras-drn`` command keeps them quiet unless it
   runs with ``--verbose`` (a library import changes nothing).
@@ -28,19 +30,46 @@ def _configured_backend():
         return None
 
 
+def _installed():
+    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+
+
+def _source():
+    return ("KERAS_BACKEND" if os.environ.get("KERAS_BACKEND")
+            else "the backend of ~/.keras/keras.json")
+
+
+def _in_command():
+    return os.path.basename(sys.argv[0] or "") == "keras-drn"
+
+
+def _refusal(message):
+    """The ImportError to raise with ``message``; in the ``keras-drn`` command, the message
+    alone on stderr and exit status 2 instead (no traceback: no code of the user's is
+    involved)."""
+    if _in_command() and "--verbose" not in sys.argv:
+        print(f"keras-drn: {message}", file=sys.stderr)
+        raise SystemExit(2)
+    return ImportError(message)
+
+
 def choose_backend():
     """Sets ``KERAS_BACKEND`` to an installed backend when nothing chose one; returns it."""
     if "keras" in sys.modules:
         return None  # Keras already chose
     configured = _configured_backend()
+    if configured in BACKENDS and importlib.util.find_spec(configured) is None:
+        raise _refusal(f"the Keras backend is {configured} ({_source()}), but {configured} "
+                       f"is not installed: pip install 'keras-drn[{configured}]', or set "
+                       f"KERAS_BACKEND to an installed one "
+                       f"({', '.join(_installed()) or 'none is'}).")
     if configured:
         return configured
-    installed = [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    installed = _installed()
     if not installed:
-        raise ImportError(
-            "keras_drn needs a Keras backend and none is installed: pip install "
-            "'keras-drn[jax]' (or [tensorflow], or [torch]), then set KERAS_BACKEND=jax|"
-            "tensorflow|torch if you installed several.")
+        raise _refusal("keras_drn needs a Keras backend and none is installed: pip install "
+                       "'keras-drn[jax]' (or [tensorflow], or [torch]), then set "
+                       "KERAS_BACKEND=jax|tensorflow|torch if you installed several.")
     os.environ["KERAS_BACKEND"] = installed[0]
     return installed[0]
 
@@ -50,7 +79,7 @@ def quiet_tensorflow():
     and the TensorFlow backend need anyway) with the process's stderr pointed at /dev/null.
     Its load-time lines come from C++ before absl's logging starts, so TF_CPP_MIN_LOG_LEVEL
     does not reach them; the variable then quiets TensorFlow's later INFO/WARNING lines."""
-    if os.path.basename(sys.argv[0] or "") != "keras-drn" or "--verbose" in sys.argv:
+    if not _in_command() or "--verbose" in sys.argv:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:

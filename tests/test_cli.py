@@ -234,3 +234,16 @@ def test_tensorflow_log_lines_are_quiet_unless_verbose(tmp_path):
     verbose = subprocess.run([command, "--verbose", "models"], capture_output=True,
                              text=True, env=environment, timeout=300)
     assert verbose.returncode == 0 and "oneDNN" in verbose.stderr
+
+
+def test_a_chosen_backend_that_is_not_installed_gets_its_pip_line(tmp_path):
+    """KERAS_BACKEND=torch without torch: one line with the install command, not Keras's long
+    ModuleNotFoundError; in the keras-drn command, no traceback at all."""
+    for argv0, traceback in (("script.py", True), ("/usr/bin/keras-drn", False)):
+        code = (HIDE.format(hidden={"torch"}) + f"import sys; sys.argv[0] = {argv0!r}\n"
+                "import keras_drn.cli\n")
+        done = _python(code, tmp_path, KERAS_BACKEND="torch")
+        assert done.returncode != 0
+        assert ("the Keras backend is torch (KERAS_BACKEND), but torch is not installed: pip "
+                "install 'keras-drn[torch]'") in done.stderr, done.stderr[-2000:]
+        assert ("Traceback" in done.stderr) == traceback

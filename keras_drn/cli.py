@@ -75,6 +75,13 @@ REPLACE_HELP = ("replace existing output files that keras_drn did not write (wit
                 "are refused, before any work; files it wrote are replaced)")
 
 
+def _progress(args):
+    """Keras's ``verbose`` for training: progress bars on a terminal, one line per epoch when
+    asked or when the output is a file or a pipe (Keras's bars redraw with backspaces and
+    carriage returns whenever Python runs on a POSIX system, terminal or not)."""
+    return 2 if args.one_line_per_epoch or not sys.stdout.isatty() else 1
+
+
 def _none_or(value):
     return None if value in (None, "none", "None") else value
 
@@ -120,7 +127,7 @@ def _train(args):
         step=args.step, momentum=args.momentum,
         weight_decay=args.weight_decay, scale=args.random_scale, rotate=args.random_rotate,
         flip=not args.no_flip, seed=args.seed, overwrite=args.overwrite,
-        mixed_precision=args.mixed_precision, verbose=2 if args.one_line_per_epoch else 1,
+        mixed_precision=args.mixed_precision, verbose=_progress(args),
         coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, heartbeat_timeout=args.heartbeat_timeout,
         init_timeout=args.init_timeout,
@@ -156,7 +163,7 @@ def _train_classifier(args):
         finetune_learning_rate=args.finetune_lr, weight_decay=args.weight_decay,
         patience=args.patience, val_fraction=args.val_fraction, image_dir=args.image_dir,
         seed=args.seed, overwrite=args.overwrite, mixed_precision=args.mixed_precision,
-        verbose=2 if args.one_line_per_epoch else 1)
+        verbose=_progress(args))
     if args.test_dir:  # the run's own file: a folder holding another's was refused
         submission = os.path.join(args.output_dir, "submission.csv")
         classify.write_submission(model, args.test_dir, submission, report.class_names,
@@ -368,7 +375,8 @@ def _add_segmentation_commands(commands):
                        "keras_drn did not write, is refused and the same run resumes); with "
                        "--fold all, also replace a threshold.json keras_drn did not write")
     train.add_argument("--one-line-per-epoch", action="store_true",
-                       help="print one line per epoch instead of progress bars (for logs)")
+                       help="print one line per epoch instead of progress bars (the default "
+                       "when the output is not a terminal: a log file gets no escape codes)")
     kfold = train.add_argument_group(
         "k-fold", "train on K-1 folds of the training data and validate on the held-out one "
         "(keras_drn.folds); the run ends by writing OUTPUT_DIR/oof.npz, its out-of-fold "

@@ -275,10 +275,11 @@ def test_binary_segmentation_trains_predicts_and_writes_an_rle_submission(tmp_pa
     run = tmp_path / "run"
     assert cli.main(["train", "--data", str(tmp_path / "data"), "--num-classes", "1",
                      "--output-dir", str(run), "--epochs", "1", "--batch-size", "4",
-                     "--crop-size", "24", "--optimizer", "adamw", "--lr", "1e-3",
-                     "--one-line-per-epoch"]) == 0
+                     "--crop-size", "24", "--optimizer", "adamw", "--lr", "1e-3"]) == 0
     out = capsys.readouterr().out
     assert "Dice (object)" in out and "val_dice" in out
+    # Not a terminal: one line per epoch without being asked, no progress-bar escape codes.
+    assert "\x08" not in out and "\r" not in out
     model = keras.saving.load_model(run / "model.keras")
     assert model.output.shape[-1] == 1
     test = tmp_path / "data" / "val" / "images"

@@ -340,8 +340,9 @@ def _add_segmentation_commands(commands):
                        help="how logits return to the input resolution")
     train.add_argument("--backbone-weights", default="none",
                        help="'imagenet', a weights file, or none (random init)")
-    train.add_argument("--num-classes", type=int, help="classes of an image/mask folder "
-                       "(at least 2; a binary mask is 2 classes: 0 background, 1 object)")
+    train.add_argument("--num-classes", type=int, help="classes of an image/mask folder: 1 "
+                       "for binary masks (one logit per pixel, sigmoid; 0/1 or 0/255 masks), "
+                       "else the number of classes (softmax)")
     train.add_argument("--size", type=int, default=64, help="side of the synthetic scenes "
                        "(classification: of the training images)")
     train.add_argument("--epochs", type=int, default=10, help="training epochs (default 10; "

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_drn import atomic, precision, runs
+from keras_drn import _keras_compat, atomic, precision, runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 DATA_HELP = (
@@ -87,7 +87,7 @@ def set_backbone_trainable(model, trainable, train_bn=True):
     backbone.trainable = trainable
     # Every nested layer explicitly (parents before their children): the flag does not reach
     # the layers inside composite blocks on every backend.
-    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+    for layer in _keras_compat.sublayers(backbone):
         layer.trainable = trainable and (
             train_bn or not isinstance(layer, keras.layers.BatchNormalization))
 

@@ -46,6 +46,8 @@ import threading
 
 import keras
 
+from keras_drn import _keras_compat
+
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 # One MirroredStrategy per device set and process. A second strategy over the same devices
 # numbers its collective ops from the same keys, and TensorFlow's collective runtime
@@ -109,12 +111,11 @@ def data_parallel(devices=None):
 
 
 def _batchnorm_layers(model):
-    # Layer._flatten_layers is private, but it is the only way to reach the
-    # BatchNormalization sublayers inside composite layers (DilatedResidualBlock,
-    # AdaptiveBlurPool); Keras itself uses it to walk a model's layers.
+    # Including those inside composite layers (DilatedResidualBlock, AdaptiveBlurPool), which
+    # no public Keras API reaches.
     return [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in _keras_compat.sublayers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 
@@ -382,9 +383,7 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
         watchdog.cancel()
     # What keras.distribution.initialize does next: one random seed for all processes when
     # none is set, so their initial weights agree (private in Keras 3.15, no public name).
-    from keras.src.backend.jax.distribution_lib import initialize_rng
-
-    initialize_rng()
+    _keras_compat.initialize_jax_rng()
     _STARTED["cluster"] = cluster
     return cluster
 

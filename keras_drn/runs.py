@@ -43,7 +43,7 @@ import shutil
 import keras
 import numpy as np
 
-from keras_drn import atomic
+from keras_drn import _keras_compat, atomic
 
 FORMAT = 2
 INFO, MODEL, BEST, LOG, STATE, LOCK = (
@@ -473,7 +473,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.restored_epoch = epoch if same_phase else 0
         _check_same_state(self.folder, epoch)
         # Read by Keras's fit after on_train_begin (as BackupAndRestore does); None: fit's own.
-        self.model._initial_epoch = start or None
+        _keras_compat.set_initial_epoch(self.model, start or None)
         rows = _read_log(self.folder.log_path) if self.csv_log else []
         self.rows = [row for row in rows if _epoch_of(row) < epoch]
         if self.chief and self.csv_log and len(self.rows) != len(rows):

@@ -8,6 +8,8 @@ import os
 import keras
 import numpy as np
 
+from keras_drn import _keras_compat
+
 
 def write_onnx(served, path, signature, job, calibration):
     """Writes ``served`` (a TensorFlow-backend Keras model) as ONNX at ``path``, quantised as
@@ -43,7 +45,7 @@ def normalization_constants_in_graph(model):
     image. As numpy arrays, the same values enter the graph as constants (the layer's call
     converts them where it uses them); the tensors are put back afterwards.
     """
-    layers = [layer for layer in model._flatten_layers(include_self=False)
+    layers = [layer for layer in _keras_compat.sublayers(model)
               if isinstance(layer, keras.layers.Normalization)]
     saved = [(layer.mean, layer.variance) for layer in layers]
     try:

@@ -15,10 +15,7 @@ import collections
 import keras
 import numpy as np
 
-# clone_model rebuilds exactly this class (and Sequential) as a graph; a subclassed model's
-# graph is its Python code, which nothing here can rewrite.
-from keras.src.models.functional import Functional
-
+from keras_drn import _keras_compat
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.dilated_conv import DilatedConv2D
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
@@ -114,7 +111,9 @@ def fold_batch_norm(model):
 def rebuildable(model):
     """Whether ``fold_batch_norm`` can rebuild ``model``: a functional or Sequential model, whose
     graph Keras recorded (a subclassed model's graph is its Python code)."""
-    return isinstance(model, (Functional, keras.Sequential))
+    # clone_model rebuilds exactly these (functional models: Keras's Functional class) as
+    # graphs; a subclassed model's graph is its Python code, which nothing here can rewrite.
+    return isinstance(model, keras.Sequential) or _keras_compat.is_functional(model)
 
 
 def foldable_pairs(model):
@@ -134,7 +133,7 @@ def foldable_pairs(model):
             nested = graph.layers
         else:
             nested = []
-            for nodes in graph._nodes_by_depth.values():
+            for nodes in _keras_compat.nodes_by_depth(graph).values():
                 for node in nodes:
                     if node.is_input:
                         continue
@@ -143,11 +142,12 @@ def foldable_pairs(model):
                     uses.update(_tensor_key(tensor) for tensor in node.input_tensors)
                     if len(node.input_tensors) == 1:
                         source = node.input_tensors[0]
-                        candidates.append((source._keras_history.operation, node.operation,
+                        candidates.append((_keras_compat.tensor_history(source).operation,
+                                           node.operation,
                                            _tensor_key(source)))
             uses.update(_tensor_key(tensor) for tensor in graph.outputs)
         for layer in nested:
-            if isinstance(layer, (Functional, keras.Sequential)):
+            if rebuildable(layer):
                 visit(layer)
 
     visit(model)
@@ -161,7 +161,7 @@ def foldable_pairs(model):
 
 
 def _tensor_key(tensor):
-    history = tensor._keras_history
+    history = _keras_compat.tensor_history(tensor)
     return id(history.operation), history.node_index, history.tensor_index
 
 
@@ -205,8 +205,8 @@ def _transfer(layer, new, bn=None):
         new.set_weights(layer.get_weights())
         return
     pairs = dict(COMPOSITES[type(layer)])
-    old = {sub.name: sub for sub in layer._flatten_layers(include_self=False, recursive=False)}
-    targets = {sub.name: sub for sub in new._flatten_layers(include_self=False, recursive=False)}
+    old = {sub.name: sub for sub in _keras_compat.sublayers(layer, recursive=False)}
+    targets = {sub.name: sub for sub in _keras_compat.sublayers(new, recursive=False)}
     for name, sub in old.items():
         if name not in pairs.values():
             _transfer(sub, targets[name], old[pairs[name]] if name in pairs else None)

@@ -56,33 +56,13 @@ def backbone_layer_names(backbone):
     return {layer.name for layer in keras_drn.get_model(backbone, include_top=False).layers}
 
 
-def inner_layers(layer):
-    """``layer`` and the layers it holds as attributes, recursively: a residual block keeps its
-    convolutions and BatchNormalization as ``conv1``, ``bn1``, ... and an anti-aliasing layer
-    (``blur``) keeps its own. ``model.layers`` lists the top-level layers only; ``dir`` also
-    names the sublayers PyTorch keeps apart from the instance's ``__dict__``. Attributes of the
-    layer's class (properties such as ``weights``) are skipped."""
-    found = [layer]
-    for name in dir(layer):
-        if name.startswith("_") or hasattr(type(layer), name):
-            continue
-        value = getattr(layer, name)
-        if isinstance(value, keras.layers.Layer):
-            found.extend(inner_layers(value))
-    return found
-
-
 def set_backbone_trainable(model, backbone, trainable, train_bn=True):
     """Freezes or unfreezes the backbone's layers; with ``train_bn=False`` every
     BatchNormalization inside stays frozen (inference mode) either way."""
     names = backbone_layer_names(backbone)
     for layer in model.layers:
         if layer.name in names and layer.weights:
-            layer.trainable = trainable
-            if trainable and not train_bn:
-                for inner in inner_layers(layer):
-                    if isinstance(inner, keras.layers.BatchNormalization):
-                        inner.trainable = False
+            keras_drn.set_trainable(layer, trainable, train_bn=train_bn)
 
 
 def count_trainable(model):

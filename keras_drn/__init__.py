@@ -13,6 +13,7 @@ from keras_drn.export import export
 from keras_drn.models.drn import VARIANTS, build_drn, feature_model
 from keras_drn.models.fold import fold_batch_norm
 from keras_drn.models.segmenter import DRNSegmenter
+from keras_drn.models.trainable import set_trainable
 from keras_drn.models.registry import (
     DRN_A_18,
     DRN_A_34,
@@ -60,5 +61,6 @@ __all__ = [
     "list_models",
     "losses",
     "metrics",
+    "set_trainable",
     "submission",
 ]

@@ -27,9 +27,11 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_drn import _keras_compat, atomic, precision, runs
+from keras_drn import atomic, precision, runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
+from keras_drn.models.trainable import set_trainable
+
 DATA_HELP = (
     "'synthetic' (the embedded scenes labelled by their object: disk, line, square), "
     "'tfds:<name>' (a TFDS image classification dataset), a folder with one subfolder of "
@@ -83,13 +85,7 @@ def set_backbone_trainable(model, trainable, train_bn=True):
     """Freezes (``trainable=False``: every layer of the backbone, BatchNormalization in
     inference mode, as Keras recommends) or unfreezes the backbone of ``build_classifier``;
     with ``train_bn=False`` its BatchNormalization layers stay frozen after unfreezing."""
-    backbone = model.get_layer("backbone")
-    backbone.trainable = trainable
-    # Every nested layer explicitly (parents before their children): the flag does not reach
-    # the layers inside composite blocks on every backend.
-    for layer in _keras_compat.sublayers(backbone):
-        layer.trainable = trainable and (
-            train_bn or not isinstance(layer, keras.layers.BatchNormalization))
+    set_trainable(model.get_layer("backbone"), trainable, train_bn)
 
 
 def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error="skip"):

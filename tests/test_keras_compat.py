@@ -5,7 +5,6 @@ private Keras."""
 
 import pathlib
 import re
-import runpy
 
 import keras
 import numpy as np
@@ -53,16 +52,6 @@ def test_sublayers_names_a_missing_private_piece(monkeypatch):
         compat.sublayers(block)
     with pytest.raises(TypeError, match="needs a keras.layers.Layer"):
         compat.sublayers(object())
-
-
-def test_the_example_public_walk_finds_the_same_layers():
-    """examples/finetune_segmentation.py walks composite layers with public APIs only; it
-    finds what the private walk finds, anti-aliasing layers' BatchNormalization included."""
-    example = runpy.run_path(str(ROOT / "examples" / "finetune_segmentation.py"),
-                             run_name="example")
-    block = _block()
-    assert {id(layer) for layer in example["inner_layers"](block)} == {id(block)} | {
-        id(layer) for layer in compat.sublayers(block)}
 
 
 class _Subclassed(keras.Model):

@@ -11,15 +11,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_drn.models.drn import pyramid_outputs
+
 
 def activation_map_model(model):
     """A model mapping images to per-position class probabilities ``(batch, h, w, classes)``.
 
     ``model`` is a keras_drn classifier (``include_top=True``): its ``fc`` Dense layer is
-    applied to the last level's map (Dense acts on the channel axis, so it is the 1x1
-    convolution the paper uses), followed by a softmax over classes.
+    applied to the last level's map of its ``pyramid_outputs`` ``(batch, h, w, channels)``
+    (Dense acts on the channel axis, so it is the 1x1 convolution the paper uses), followed by
+    a softmax over classes.
     """
-    levels = [layer for layer in model.layers if layer.name.startswith("level")]
     try:
         fc = model.get_layer("fc")
     except ValueError as error:
@@ -27,9 +29,7 @@ def activation_map_model(model):
             f"Model {model.name!r} has no 'fc' classifier layer; build it with "
             "include_top=True (for example keras_drn.DRN_C_26(classes=...))."
         ) from error
-    if not levels:
-        raise ValueError(f"Model {model.name!r} has no 'levelN' layers: not a keras_drn DRN.")
-    scores = fc(levels[-1].output)
+    scores = fc(list(pyramid_outputs(model).values())[-1])
     probabilities = keras.layers.Softmax(dtype="float32", name="cam_softmax")(scores)
     return keras.Model(model.input, probabilities, name=f"{model.name}_cam")
 

@@ -334,7 +334,8 @@ def build_drn(
     dilation_strategy="auto",
     name=None,
 ):
-    """Builds the functional model of a DRN variant (a name from ``list_models()``);
+    """Builds the functional model of a DRN variant (a name from ``list_models()``), a
+    ``DRNModel`` (which carries ``pyramid_outputs`` and ``feature_info``);
     ``dilation_strategy``: ``"auto"``, ``"direct"`` or ``"phase"`` (module docstring)."""
     if variant not in VARIANTS:
         raise ValueError(
@@ -368,20 +369,35 @@ def build_drn(
     if input_tensor is not None:
         sources = keras.utils.get_source_inputs(inputs)
         source = sources[0] if len(sources) == 1 else sources
-    model = keras.Model(source, x, name=name or variant)
+    model = DRNModel(source, x, name=name or variant)
     if weights is not None:
         load_weights(model, weights, checkpoint_names(variant))
     return model
 
 
-def level_outputs(model, levels):
-    """``{n: tensor}``: the output of the layer ``levelN`` of a keras_drn model for each ``n``
-    in ``levels``, as a symbolic tensor of ``model``'s graph in the normal ``(batch, height,
+def _level_layers(model):
+    """``{n: layer}``: the layers ``levelN`` of ``model``, looked up by the names build_drn gives
+    them (the level numbers of the variant table)."""
+    by_name = {layer.name: layer for layer in model.layers}
+    numbers = sorted({level.number for table in LEVELS.values() for level in table})
+    return {n: by_name[f"level{n}"] for n in numbers if f"level{n}" in by_name}
+
+
+def _graph_pyramid(model):
+    """``{"levelN": tensor}`` from ``model``'s graph (a DRN, or a model whose graph holds one,
+    such as a segmenter): the output of each layer ``levelN`` in the normal ``(batch, height,
     width, channels)`` layout. Under ``dilation_strategy="phase"`` the layers ``level5`` and
     ``level6`` of DRN-C/D hold phase-form maps (the rearrangement back happens after level 7);
     ``PhaseToSpace`` layers (``levelN_spatial_k``) are applied to those, each joining by the
     factor its ``SpaceToPhase`` split by when traced.
     """
+    levels = _level_layers(model)
+    if not levels:
+        raise ValueError(
+            f"Model {model.name!r} has no 'levelN' layers; build it with keras_drn (for example "
+            "keras_drn.DRN_D_22(include_top=False))."
+        )
+    number_of = {id(layer): n for n, layer in levels.items()}
     splits, in_force = [], {}
     # A DRN's top-level graph is a chain, so model.layers (topological order) meets the
     # rearrangements and the level layers in the order they apply.
@@ -390,15 +406,64 @@ def level_outputs(model, levels):
             splits.append((layer.factor, layer.name if layer.fallback else None))
         elif isinstance(layer, PhaseToSpace):
             splits.pop()
-        elif layer.name.startswith("level") and layer.name[len("level"):].isdigit():
-            in_force[int(layer.name[len("level"):])] = list(splits)
-    outputs = {}
-    for n in levels:
-        x = model.get_layer(f"level{n}").output
-        for k, (factor, split) in enumerate(reversed(in_force.get(n, []))):
+        elif id(layer) in number_of:
+            in_force[number_of[id(layer)]] = list(splits)
+    pyramid = {}
+    for n, layer in levels.items():
+        x = layer.output
+        for k, (factor, split) in enumerate(reversed(in_force[n])):
             x = PhaseToSpace(factor, split=split, name=f"level{n}_spatial_{k}")(x)
-        outputs[n] = x
-    return outputs
+        pyramid[f"level{n}"] = x
+    return pyramid
+
+
+def _pyramid_info(model, pyramid):
+    """The ``feature_info`` of the variant table whose levels and channels are ``pyramid``'s
+    (variants that share those share their output strides too)."""
+    levels = [(key, int(x.shape[-1])) for key, x in pyramid.items()]
+    for variant in VARIANTS:
+        info = feature_info(variant)
+        if [(f"level{i['level']}", i["channels"]) for i in info] == levels:
+            return info
+    raise ValueError(
+        f"The levels of model {model.name!r} ((name, channels): {levels}) are those of no DRN "
+        f"variant ({sorted(VARIANTS)})."
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_drn")
+class DRNModel(keras.Model):
+    """A functional DRN model (what ``build_drn`` and ``DRN_C_26`` etc. return) that carries
+    its feature pyramid, as keras-hub's ``FeaturePyramidBackbone`` does.
+
+    Attributes, set when the model is built (also when it is loaded from a ``.keras`` file):
+        pyramid_outputs: ``{"level1": tensor, ..., "levelN": tensor}``, the symbolic output of
+            each level in the model's graph, in the normal ``(batch, height, width, channels)``
+            layout (also under ``dilation_strategy="phase"``). Heads read these
+            (``keras_drn.models.heads``); ``feature_model`` makes a model of them.
+        feature_info: per level, ``{"level": n, "channels": c, "reduction": r}`` (output
+            stride ``r``), from the variant table (``feature_info(variant)``).
+
+    The arguments are those of ``keras.Model``'s functional form.
+    """
+
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        super().__init__(inputs, outputs, name=name, **kwargs)
+        self.pyramid_outputs = _graph_pyramid(self)
+        self.feature_info = _pyramid_info(self, self.pyramid_outputs)
+
+
+def pyramid_outputs(model):
+    """``{"levelN": tensor}``: ``model.pyramid_outputs`` of a ``DRNModel``, else the same maps
+    found in ``model``'s graph (a segmenter, or a DRN saved before models carried them)."""
+    pyramid = getattr(model, "pyramid_outputs", None)
+    return _graph_pyramid(model) if pyramid is None else pyramid
+
+
+def level_outputs(model, levels):
+    """``{n: tensor}``: ``pyramid_outputs(model)["levelN"]`` for each ``n`` in ``levels``."""
+    pyramid = pyramid_outputs(model)
+    return {n: pyramid[f"level{n}"] for n in levels}
 
 
 def feature_model(model, levels=None):
@@ -406,31 +471,23 @@ def feature_model(model, levels=None):
 
     Args:
         model: a model built by keras_drn (``DRN_C_26(...)`` and friends, any ``include_top``
-            and ``dilation_strategy``).
+            and ``dilation_strategy``, or a ``DRNSegmenter``).
         levels: level numbers to output (DRN-C/D: 1-8, DRN-A: 1-4); default all levels.
 
     Returns:
-        A ``keras.Model`` whose output is a dict ``{"level1": ..., "level2": ...}``; level
-        ``n`` has output stride ``min(2 ** (n - 1), 8)`` in DRN-C/D and ``(4, 8, 8, 8)[n - 1]``
-        in DRN-A. These feed segmentation heads and class activation maps. Every map is in the
-        normal layout, also those a phase-form model holds in phase form (``level_outputs``).
+        A ``keras.Model`` whose output is a dict ``{"level1": ..., "level2": ...}``
+        (``pyramid_outputs``); level ``n`` has output stride ``min(2 ** (n - 1), 8)`` in
+        DRN-C/D and ``(4, 8, 8, 8)[n - 1]`` in DRN-A. These feed segmentation heads and class
+        activation maps. Every map is in the normal layout, also those a phase-form model
+        holds in phase form.
     """
-    available = [
-        int(layer.name[len("level"):])
-        for layer in model.layers
-        if layer.name.startswith("level") and layer.name[len("level"):].isdigit()
-    ]
-    if not available:
-        raise ValueError(
-            f"Model {model.name!r} has no 'levelN' layers; build it with keras_drn (for example "
-            "keras_drn.DRN_D_22(include_top=False))."
-        )
-    wanted = sorted(available) if levels is None else list(levels)
-    missing = [n for n in wanted if n not in available]
-    if missing:
-        raise ValueError(
-            f"Levels {missing} are not in model {model.name!r}; available levels: "
-            f"{sorted(available)}."
-        )
-    outputs = {f"level{n}": x for n, x in level_outputs(model, wanted).items()}
-    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+    pyramid = pyramid_outputs(model)
+    if levels is not None:
+        missing = [n for n in levels if f"level{n}" not in pyramid]
+        if missing:
+            raise ValueError(
+                f"Levels {missing} are not in model {model.name!r}; available levels: "
+                f"{list(pyramid)}."
+            )
+        pyramid = {f"level{n}": pyramid[f"level{n}"] for n in levels}
+    return keras.Model(model.input, dict(pyramid), name=f"{model.name}_features")

@@ -1,28 +1,25 @@
 """DRNSegmenter: a DRN backbone with a dense-prediction head, logits at the input resolution.
 
-Heads: ``"drn"``, the reference's DRNSeg (Yu et al. 2017, ``segment.py``: 1x1 classifier and a
-fixed bilinear x8 transposed convolution), and ``"gcn"``, Global Convolutional Network blocks
-with Boundary Refinement fused coarse to fine (Peng et al., CVPR 2017, section 3.3).
-``context="parsenet"`` adds ParseNet's global context (Liu et al. 2015) before the classifier.
+The backbone is a DRN name or a built model that carries ``pyramid_outputs`` and
+``feature_info`` (``keras_drn.models.drn.DRNModel``, as keras-hub's
+``FeaturePyramidBackbone``); the head and the optional context come from the registries in
+``keras_drn.models.heads``: ``"drn"``, the reference's DRNSeg (Yu et al. 2017, ``segment.py``),
+``"gcn"``, GCN + Boundary Refinement fused coarse to fine (Peng et al. 2017, section 3.3), and
+the context ``"parsenet"`` (Liu et al. 2015) on the last level.
 """
-
-import math
 
 import keras
 from keras import layers
 
-from keras_drn.layers.bilinear_upsampling import BilinearUpsampling, ResizeBy, ResizeLike
-from keras_drn.layers.boundary_refinement import BoundaryRefinement
-from keras_drn.layers.global_context import GlobalContext
-from keras_drn.layers.global_conv import GlobalConvBlock
-from keras_drn.models.drn import build_drn, checkpoint_names, level_outputs
+from keras_drn.models.drn import build_drn, checkpoint_names
+from keras_drn.models.heads import UPSAMPLINGS, get_context, get_head
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
-from keras_drn.models.variants import GCN_TAPS, VARIANTS
+from keras_drn.models.variants import VARIANTS
 from keras_drn.weights.loading import load_weights
 
-HEADS = ("drn", "gcn")
-CONTEXTS = (None, "parsenet")
-UPSAMPLINGS = ("deconv", "bilinear")
+# What a backbone built by name takes from DRNSegmenter; a built backbone brings its own.
+_BUILD_DEFAULTS = {"anti_alias": None, "input_shape": (None, None, 3), "preprocessing": None,
+                   "dilation_strategy": "auto", "backbone_weights": None, "weights": None}
 
 
 def _check(name, value, choices):
@@ -30,40 +27,32 @@ def _check(name, value, choices):
         raise ValueError(f"{name} must be one of {choices}; received {name}={value!r}.")
 
 
-def _upsample_x2(x, reference, upsampling, num_classes, name):
-    """x2 upsampling of a score map, then cropped or resized to ``reference``'s size when one
-    is given (a finer score map or the image)."""
-    if upsampling == "bilinear":
-        if reference is None:
-            return ResizeBy(2, name=name)(x)
-        return ResizeLike("bilinear", name=name)([x, reference])
-    x = layers.Conv2DTranspose(
-        num_classes, 4, strides=2, padding="same", use_bias=False, name=f"{name}_deconv"
-    )(x)
-    return x if reference is None else ResizeLike("crop", name=name)([x, reference])
+def _is_default(name, value):
+    default = _BUILD_DEFAULTS[name]
+    if default is None:
+        return value is None
+    return (tuple(value) if name == "input_shape" else value) == default
 
 
-def _gcn_head(inputs, levels, taps, num_classes, kernel_size, upsampling):
-    """GCN -> BR on every tap, then from the coarsest: (x2 up when the stride changes) + add
-    + BR; finally x2 steps (each followed by BR) back to the image size."""
-    scores = [
-        BoundaryRefinement(name=f"br_level{level}")(
-            GlobalConvBlock(num_classes, kernel_size, name=f"gcn_level{level}")(levels[level])
+def _built_backbone(backbone, arguments):
+    """``backbone`` (a ``keras.Model``) when it carries ``pyramid_outputs`` and
+    ``feature_info`` and no build argument differs from its default; else a ``ValueError``."""
+    if getattr(backbone, "pyramid_outputs", None) is None or getattr(
+            backbone, "feature_info", None) is None:
+        raise ValueError(
+            f"A built backbone must carry pyramid_outputs (a dict {{'levelN': feature map}}) and "
+            f"feature_info (per level: level, channels, reduction), as the models of keras_drn "
+            f"do (for example keras_drn.DRN_D_22(include_top=False)); received "
+            f"{type(backbone).__name__} {backbone.name!r} without them."
         )
-        for level, _ in taps
-    ]
-    x = scores[-1]
-    for index in range(len(taps) - 2, -1, -1):
-        level, stride = taps[index]
-        if stride != taps[index + 1][1]:
-            x = _upsample_x2(x, scores[index], upsampling, num_classes, f"up_level{level}")
-        x = BoundaryRefinement(name=f"br_fuse_level{level}")(layers.Add()([x, scores[index]]))
-    steps = int(math.log2(taps[0][1]))
-    for step in range(steps):
-        reference = inputs if step == steps - 1 else None
-        x = _upsample_x2(x, reference, upsampling, num_classes, f"up_final{step}")
-        x = BoundaryRefinement(name=f"br_final{step}")(x)
-    return x
+    given = {name: value for name, value in arguments.items() if not _is_default(name, value)}
+    if given:
+        raise ValueError(
+            f"{sorted(given)} apply to a backbone built by name; a built backbone brings its "
+            f"own (build it with them, load its weights first, or load the segmenter's weights "
+            f"afterwards with load_weights); received {given} with backbone {backbone.name!r}."
+        )
+    return backbone
 
 
 def DRNSegmenter(
@@ -85,12 +74,18 @@ def DRNSegmenter(
 
     Args:
         backbone: a DRN name from ``keras_drn.list_models()`` (the reference uses drn_d_22,
-            drn_d_38, drn_d_105, drn_c_26, drn_c_42, drn_a_50).
+            drn_d_38, drn_d_105, drn_c_26, drn_c_42, drn_a_50), or a built backbone that
+            carries ``pyramid_outputs`` and ``feature_info`` (``keras_drn.DRN_D_22(
+            include_top=False)``, ``keras.saving.load_model`` of one): the segmenter is then
+            built on its graph and layers (so they share weights), and ``anti_alias``,
+            ``backbone_weights``, ``weights``, ``input_shape``, ``preprocessing`` and
+            ``dilation_strategy`` must keep their defaults (the backbone brings its own).
         num_classes: number of classes (Cityscapes: 19).
-        head: ``"drn"`` (reference DRNSeg) or ``"gcn"`` (GCN + Boundary Refinement on levels
-            2, 3, 4, 8 of DRN-C/D, 1, 2, 4 of DRN-A, fused coarse to fine).
-        context: ``None`` or ``"parsenet"`` (global context on the last level, see
-            ``keras_drn.layers.GlobalContext``).
+        head: a name of ``keras_drn.models.heads.HEADS``: ``"drn"`` (reference DRNSeg) or
+            ``"gcn"`` (GCN + Boundary Refinement on levels 2, 3, 4, 8 of DRN-C/D, 1, 2, 4 of
+            DRN-A, fused coarse to fine).
+        context: ``None`` or a name of ``keras_drn.models.heads.CONTEXTS``: ``"parsenet"``
+            (global context on the last level, see ``keras_drn.layers.GlobalContext``).
         anti_alias: ``None``, ``"blur"`` or ``"adaptive"``: low-pass filters before the
             backbone's downsamplings.
         backbone_weights: ``None``, ``"imagenet"`` or a weights file for the backbone.
@@ -107,54 +102,51 @@ def DRNSegmenter(
             (``keras_drn.models.preprocessing.preprocessing_of(model)`` reads them back).
         dilation_strategy: ``"auto"``, ``"direct"`` or ``"phase"``: how the backbone's dilated
             levels run (see ``keras_drn.DRN_D_22``); the same weights and outputs either way.
-        name: model name (default ``"<backbone>_<head>_segmenter"``).
+        name: model name (default ``"<backbone>_<head>_segmenter"``, with a built backbone
+            its name).
 
     Returns:
         A functional ``keras.Model``: images ``(batch, H, W, 3)`` -> class logits
         ``(batch, H, W, num_classes)`` (float32 under mixed precision), for any H and W.
         Apply a softmax (or log-softmax, as the reference does) for probabilities.
     """
-    key = str(backbone).lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}.")
-    _check("head", head, HEADS)
-    _check("context", context, CONTEXTS)
+    build_head = get_head(head)
+    build_context = get_context(context)
     _check("upsampling", upsampling, UPSAMPLINGS)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int; received {num_classes!r}.")
-    statistics = resolve_statistics(preprocessing)
-    input_tensor = None
-    if statistics is not None:
-        image = keras.Input(tuple(input_shape), name="image")
-        input_tensor = normalization_layer(*statistics)(image)
-    base = build_drn(
-        key, include_top=False, weights=backbone_weights, input_shape=input_shape,
-        input_tensor=input_tensor, anti_alias=anti_alias, dilation_strategy=dilation_strategy,
-    )
-    inputs = base.input
-    spec = VARIANTS[key]
-    last = 4 if spec.arch == "A" else max(n + 1 for n, d in enumerate(spec.depths) if d)
-    levels = level_outputs(base, range(1, last + 1))
-    if context == "parsenet":
-        levels[last] = GlobalContext(name="context")(levels[last])
-    if head == "drn":
-        x = layers.Conv2D(
-            num_classes,
-            1,
-            kernel_initializer=keras.initializers.RandomNormal(0.0, math.sqrt(2.0 / num_classes)),
-            name="seg",
-        )(levels[last])
-        if upsampling == "deconv":
-            x = BilinearUpsampling(8, name="up")([x, inputs])
-        else:
-            x = ResizeLike("bilinear", name="up")([x, inputs])
+    if isinstance(backbone, keras.Model):
+        key = None
+        base = _built_backbone(backbone, {
+            "anti_alias": anti_alias, "input_shape": input_shape, "preprocessing": preprocessing,
+            "dilation_strategy": dilation_strategy, "backbone_weights": backbone_weights,
+            "weights": weights,
+        })
     else:
-        taps = GCN_TAPS[spec.arch]
-        if spec.arch != "A":
-            taps = taps[:-1] + ((last, 8),)
-        x = _gcn_head(inputs, levels, list(taps), num_classes, gcn_kernel_size, upsampling)
+        key = str(backbone).lower().replace("-", "_")
+        if key not in VARIANTS:
+            raise ValueError(
+                f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}, or pass a "
+                "built keras_drn backbone (keras_drn.DRN_D_22(include_top=False))."
+            )
+        statistics = resolve_statistics(preprocessing)
+        input_tensor = None
+        if statistics is not None:
+            image = keras.Input(tuple(input_shape), name="image")
+            input_tensor = normalization_layer(*statistics)(image)
+        base = build_drn(
+            key, include_top=False, weights=backbone_weights, input_shape=input_shape,
+            input_tensor=input_tensor, anti_alias=anti_alias,
+            dilation_strategy=dilation_strategy,
+        )
+    pyramid = dict(base.pyramid_outputs)
+    if build_context is not None:
+        last = f"level{base.feature_info[-1]['level']}"
+        pyramid[last] = build_context(pyramid[last])
+    options = {"kernel_size": gcn_kernel_size} if head == "gcn" else {}
+    x = build_head(pyramid, base.feature_info, base.input, num_classes, upsampling, **options)
     x = layers.Activation("linear", dtype="float32", name="logits")(x)
-    model = keras.Model(inputs, x, name=name or f"{key}_{head}_segmenter")
+    model = keras.Model(base.input, x, name=name or f"{key or base.name}_{head}_segmenter")
     if weights is not None:
         load_weights(model, weights, checkpoint_names(key))
     return model

@@ -10,6 +10,8 @@ children, pytorchcv's stages) are passed from them to ``keras_drn.weights``. No 
 
 from dataclasses import dataclass
 
+from keras_drn.constants import PARAMETERS  # noqa: F401  (read with the variant table)
+
 
 @dataclass(frozen=True)
 class DRNVariant:
@@ -100,21 +102,3 @@ CHILDREN = {
 GCN_TAPS = {"A": ((1, 4), (2, 8), (4, 8)), "C": ((2, 2), (3, 4), (4, 8), (8, 8)),
             "D": ((2, 2), (3, 4), (4, 8), (8, 8))}
 
-# Trainable parameters with 1000 classes, as the reference counts them (SPECS section 1);
-# DRN-C-58 without the unused layer7.0 projection of the reference.
-PARAMETERS = {
-    "drn_a_18": 11_689_512,
-    "drn_a_34": 21_797_672,
-    "drn_a_50": 25_557_032,
-    "drn_c_26": 21_126_584,
-    "drn_c_42": 31_234_744,
-    "drn_c_58": 40_542_008,
-    "drn_d_22": 16_393_752,
-    "drn_d_24": 21_114_392,
-    "drn_d_38": 26_501_912,
-    "drn_d_40": 31_222_552,
-    "drn_d_54": 35_809_176,
-    "drn_d_56": 40_529_816,
-    "drn_d_105": 54_801_304,
-    "drn_d_107": 59_521_944,
-}

@@ -20,7 +20,7 @@ image resized by 1 / 0.875, the reference a 224 crop of a 256 resize: the same r
 
 from dataclasses import dataclass
 
-from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD, PARAMETERS
 
 DEFAULT = "imagenet"
 
@@ -80,12 +80,10 @@ class WeightsFile:
     @property
     def max_bytes(self):
         """The most bytes its ``.pth`` (and the download) may have: 4 per float32 parameter
-        of the variant with 1000 classes (``keras_drn.models.variants.PARAMETERS``), plus 25 %
+        of the variant with 1000 classes (``keras_drn.constants.PARAMETERS``), plus 25 %
         and 4 MiB for the BatchNormalization statistics, an unused layer (DRN-C-58's
         reference file), the pickle and the archive. A larger file is not the published one:
         it is refused before it is read."""
-        from keras_drn.models.variants import PARAMETERS
-
         return int(PARAMETERS[self.variant] * 4 * 1.25) + 4 * 2**20
 
     @property

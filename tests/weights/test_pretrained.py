@@ -63,8 +63,11 @@ def server():
             self.end_headers()
             chunk = max(1, -(-len(body) // 20))
             for start in range(0, len(body), chunk):  # HTTP/1.0: closes after the body
-                self.wfile.write(body[start : start + chunk])
-                self.wfile.flush()
+                try:
+                    self.wfile.write(body[start : start + chunk])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a deadline, a size refusal): as it should
                 time.sleep(state.seconds_per_file / 20)
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from keras_drn import classify
+from keras_drn.workflows import classification as classify
 from keras_drn.data import list_images, synthetic_classification
-from keras_drn.visualize import save_png
+from keras_drn.evaluation.visualize import save_png
 
 
 def parse_args(argv=None):

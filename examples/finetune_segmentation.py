@@ -22,11 +22,12 @@ import keras
 import numpy as np
 
 import keras_drn
-from keras_drn import atomic, runs
+from keras_drn import atomic
+from keras_drn.workflows import runs
 from keras_drn import data as data_lib
 from keras_drn.evaluation import evaluate_segmenter
-from keras_drn.segment import load_data
-from keras_drn.training import compile_segmenter, poly_schedule, reference_optimizer
+from keras_drn.workflows.segmentation import load_data
+from keras_drn.workflows.training import compile_segmenter, poly_schedule, reference_optimizer
 
 
 def parse_args(argv=None):

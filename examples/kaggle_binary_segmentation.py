@@ -31,9 +31,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from keras_drn import atomic, segment
+from keras_drn import atomic
+from keras_drn.workflows import segmentation as segment
 from keras_drn.data import CLASS_NAMES, make_scenes
-from keras_drn.submission import rle_encode
+from keras_drn.workflows.submission import rle_encode
 
 
 def parse_args(argv=None):

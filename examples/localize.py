@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 import keras_drn
 from keras_drn.data import CLASS_NAMES, make_scenes
-from keras_drn.localization import box_from_map, box_iou, class_activation_maps, heatmap_overlay
+from keras_drn.models.localization import box_from_map, box_iou, class_activation_maps, heatmap_overlay
 from keras_drn.weights.pretrained import CHECKPOINTS
 
 

@@ -1,4 +1,5 @@
-"""Runs before Keras is imported (first line of ``keras_drn/__init__.py``); imports no Keras.
+"""What runs before Keras is imported (``prepare``, called by ``keras_drn/__init__.py`` before
+it imports anything that imports Keras); imports no Keras.
 
 - Backend: with ``KERAS_BACKEND`` unset and no backend in ``~/.keras/keras.json``, Keras picks
   TensorFlow and fails with a long ModuleNotFoundError where only the jax or torch extra is
@@ -97,5 +98,8 @@ def quiet_tensorflow():
         os.close(saved)
 
 
-choose_backend()
-quiet_tensorflow()
+
+def prepare():
+    """Chooses the backend and, in the command, quiets TensorFlow's load-time lines."""
+    choose_backend()
+    quiet_tensorflow()

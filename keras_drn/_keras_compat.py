@@ -109,7 +109,7 @@ def set_initial_epoch(model, epoch):
 
     Keras 3 has no public way for a callback to resume training at an epoch: its own
     ``BackupAndRestore`` sets the private ``model._initial_epoch`` in ``on_train_begin``,
-    which ``fit`` reads right after, and so does ``keras_drn.runs``.
+    which ``fit`` reads right after, and so does ``keras_drn.workflows.runs``.
     """
     if not hasattr(model, "_initial_epoch"):
         raise _missing("set_initial_epoch", "Trainer._initial_epoch")
@@ -120,7 +120,7 @@ def initialize_jax_rng():
     """Gives every JAX process one global random seed when none is set, so that their initial
     weights agree: what ``keras.distribution.initialize`` does after joining the processes.
 
-    ``keras_drn.distribute.initialize`` joins the processes itself (with its own timeouts
+    ``keras_drn.workflows.distribute.initialize`` joins the processes itself (with its own timeouts
     and messages) and then needs this step alone, which Keras keeps private
     (``keras.src.backend.jax.distribution_lib``).
     """

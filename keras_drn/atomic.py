@@ -17,7 +17,7 @@ is not one keras_drn recorded under that name (a ``train.csv``, an input image, 
 older keras_drn) unless ``overwrite`` (``--overwrite``), as ``keras-drn export`` refuses any
 existing output and ``keras-drn train`` a folder of another run. The files of a run folder's
 own bookkeeping (``info.json``, models, ``log.csv``, ``state/``) are not recorded: the run's
-``info.json`` says whose they are (``keras_drn.runs``).
+``info.json`` says whose they are (``keras_drn.workflows.runs``).
 """
 
 import contextlib

@@ -90,7 +90,7 @@ def test_benchmark_runs_the_reference_in_the_same_process(reference_dir, capsys)
 
 
 # The fused BatchNormalization kernel (keras_drn.layers.fused_batch_norm) and the fused optimizer
-# op (keras_drn.training) are TensorFlow's: under JAX and PyTorch each baseline side is the same
+# op (keras_drn.workflows.training) are TensorFlow's: under JAX and PyTorch each baseline side is the same
 # model as keras_drn's, so the backend adds nothing here.
 @pytest.mark.tensorflow_only
 def test_benchmark_times_the_baselines_in_the_same_rounds():

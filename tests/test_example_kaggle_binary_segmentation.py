@@ -18,8 +18,8 @@ EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / (
 @pytest.mark.slow
 def test_kaggle_binary_segmentation_writes_a_decodable_submission(tmp_path, capsys):
     pytest.importorskip("tensorflow")
-    from keras_drn import folds
-    from keras_drn.submission import rle_decode
+    from keras_drn.workflows import folds
+    from keras_drn.workflows.submission import rle_decode
 
     example = runpy.run_path(str(EXAMPLE), run_name="example")
     root = tmp_path / "kaggle"

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import keras_drn
-from keras_drn import classify
+from keras_drn.workflows import classification as classify
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
@@ -56,7 +56,7 @@ def test_finetune_segmentation_freezing_trains_the_right_weights():
     after freezing moves every trainable head weight and nothing of the backbone (its
     BatchNormalization in inference mode: moving statistics kept); after unfreezing with
     train_bn=False it moves every backbone weight but those of BatchNormalization."""
-    from keras_drn.training import compile_segmenter
+    from keras_drn.workflows.training import compile_segmenter
 
     example = _example("finetune_segmentation")
     keras.utils.set_random_seed(0)

@@ -373,7 +373,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from keras_drn.distribute import data_parallel
+from keras_drn.workflows.distribute import data_parallel
 from keras_drn.losses import FocalLoss, WeightedSum
 
 rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from keras_drn.data import CLASS_NAMES, make_scenes
 from keras_drn.models.drn import feature_model
-from keras_drn.visualize import save_png, to_uint8
+from keras_drn.evaluation.visualize import save_png, to_uint8
 
 # (title, DRN-A level, DRN-C/D level) per column.
 COLUMNS = (
@@ -116,7 +116,7 @@ def save_figure(models, picture, image, path, side=None):
 
 
 def main(argv=None):
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="segmenters saved by keras-drn train")

@@ -11,7 +11,7 @@ A workload is a variant, a task (``classification``: the ImageNet classifier, 10
 size, a batch and a mode (``inference``: ``predict_on_batch`` / ``torch.no_grad`` forward;
 ``training``: one SGD step, momentum 0.9, weight decay 1e-4, with the cross-entropy loss,
 ``train_on_batch`` / forward + backward + step; the Keras side's optimizer is the training
-recipe's ``keras_drn.training.reference_optimizer``, the reference's ``torch.optim.SGD``
+recipe's ``keras_drn.workflows.training.reference_optimizer``, the reference's ``torch.optim.SGD``
 update rule). Both sides get the same random inputs, already on the device, and
 both hand their result back to the host (Keras returns numpy arrays; the reference's output
 is copied with ``.cpu()`` and its loss read with ``.item()``), so each timed step ends when
@@ -27,7 +27,7 @@ side, the same Keras model traced on Keras's own BatchNormalization path instead
 TensorFlow's fused kernel (``keras_drn.layers.fused_batch_norm``), and prints keras_drn /
 that side as "vs Keras BN". ``--sgd-baseline`` (training only) adds the same model whose
 optimizer updates take Keras's element-wise ops instead of TensorFlow's fused momentum op
-(``keras_drn.training.elementwise_sgd``) and prints keras_drn / that side as "vs element-wise
+(``keras_drn.workflows.training.elementwise_sgd``) and prints keras_drn / that side as "vs element-wise
 SGD". ``--fold-batch-norm`` (inference only) adds the same model with
 BatchNormalization folded into the convolutions (``keras_drn.fold_batch_norm``) as a side and
 prints folded / keras_drn throughput as "folded"; its peak memory includes the unfolded model
@@ -177,7 +177,7 @@ class KerasSide:
         import numpy as np
 
         import keras_drn
-        from keras_drn.training import reference_optimizer
+        from keras_drn.workflows.training import reference_optimizer
 
         self.keras = keras
         keras.mixed_precision.set_dtype_policy(precision)
@@ -445,7 +445,7 @@ def run_workload(workload, precision, jit, reference=None, warmup=2, steps=5, ro
     if sgd_baseline and workload.mode != "training":
         raise ValueError(f"sgd_baseline times training only; received {workload.label}.")
     from keras_drn.layers.fused_batch_norm import keras_batch_norm
-    from keras_drn.training import elementwise_sgd
+    from keras_drn.workflows.training import elementwise_sgd
 
     sides = [_prepare(lambda: KerasSide(workload, precision, jit,
                                         dilation_strategy=dilation_strategy), warmup)]

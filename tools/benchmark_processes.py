@@ -1,5 +1,5 @@
 """Training images/s of a DRN segmenter in one process vs two local processes on the same cores
-(JAX, ``keras_drn.distribute``): the overhead of the multi-process route.
+(JAX, ``keras_drn.workflows.distribute``): the overhead of the multi-process route.
 
     python tools/benchmark_processes.py                      # drn_d_22, 32x32, batch 4
     python tools/benchmark_processes.py --variant drn_d_38 --size 64 --batch 8 --steps 10
@@ -31,13 +31,13 @@ cores, count, pid, port = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.arg
 variant, size, batch, steps, warmup = sys.argv[5], int(sys.argv[6]), int(sys.argv[7]), \\
     int(sys.argv[8]), int(sys.argv[9])
 os.sched_setaffinity(0, cores)
-from keras_drn import distribute
+from keras_drn.workflows import distribute
 if count > 1:
     distribute.initialize(f"127.0.0.1:{port}", count, pid)
 import keras
 import numpy as np
 import keras_drn
-from keras_drn.training import compile_segmenter
+from keras_drn.workflows.training import compile_segmenter
 
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(pid)

@@ -25,10 +25,10 @@ import keras
 import numpy as np
 
 import keras_drn
-from keras_drn.consistency import segmentation_consistency
+from keras_drn.evaluation.consistency import segmentation_consistency
 from keras_drn.data import CLASS_NAMES, scene_split
 from keras_drn.evaluation import confusion_matrix, iou_per_class
-from keras_drn.training import compile_segmenter
+from keras_drn.workflows.training import compile_segmenter
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import activation_maps  # noqa: E402  (tools/activation_maps.py, beside this file)

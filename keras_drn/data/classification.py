@@ -21,7 +21,7 @@ wrong.
 
 ``classification_pipeline`` batches a source for ``model.fit`` on any Keras backend. Images
 stay on the 0-255 scale: the normalisation belongs to the model
-(``keras_drn.classify.build_classifier`` puts it inside), so raw images are all a model needs.
+(``keras_drn.workflows.classification.build_classifier`` puts it inside), so raw images are all a model needs.
 """
 
 import csv

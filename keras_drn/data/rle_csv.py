@@ -9,8 +9,8 @@ The layout of TGS Salt, SIIM-ACR, Carvana and most binary competitions::
 
 An empty ``EncodedPixels`` cell (or SIIM's ``-1``) is an image without the object; several
 rows of one image (SIIM's one row per region) are the union of their masks. Masks are decoded
-by ``keras_drn.submission.rle_decode`` at the size of their image, in the competition's pixel
-order (``"F"``, column-major, Kaggle's usual; or ``"C"``). See ``keras_drn.submission`` for
+by ``keras_drn.workflows.submission.rle_decode`` at the size of their image, in the competition's pixel
+order (``"F"``, column-major, Kaggle's usual; or ``"C"``). See ``keras_drn.workflows.submission`` for
 the encoding.
 """
 
@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras_drn.constants import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.data.images import read_image
 from keras_drn.data.sources import SegmentationData
-from keras_drn.submission import ORDERS, rle_decode
+from keras_drn.data.rle import ORDERS, rle_decode
 
 __all__ = ["rle_csv_folder"]
 

@@ -91,7 +91,7 @@ class SegmentationData:
             ``size``-long tuples in the dataset's order: ``"id"`` (str, the file stem or the
             CSV's image id), and where known ``"empty"`` (bool: the mask has no object
             pixel) and a CSV source's other columns (str). K-fold splits use them
-            (``keras_drn.folds``).
+            (``keras_drn.workflows.folds``).
     """
 
     dataset: tf.data.Dataset

@@ -6,13 +6,12 @@ float16, dynamic-range int8, full int8) and ONNX, for DRN classifiers and segmen
 through tf2onnx and onnxruntime's quantisers: ``onnx``), loads it back and compares it with
 the Keras model (``verify``, on inputs from ``inputs``), and installs it only when it passes;
 ``report`` has what it returns or raises, ``serving`` the end-to-end graph (uint8 in, class
-ids out), ``cli`` the ``keras-drn export`` command. Normalisation lives in the model
+ids out), ``keras_drn.cli.export`` the ``keras-drn export`` command. Normalisation lives in the model
 (``keras_drn.models.preprocessing``); the export never adds it on its own.
 """
 
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export.api import export
-from keras_drn.export.cli import build_parser, main, run
 from keras_drn.export.inputs import CALIBRATION_SAMPLES, VERIFY_SIZES
 from keras_drn.export.job import FORMAT_QUANTIZATIONS, FORMATS, QUANTIZATIONS, SUFFIXES
 from keras_drn.export.report import ExportReport, ExportVerificationError
@@ -34,9 +33,6 @@ __all__ = [
     "SUFFIXES",
     "TOLERANCES",
     "VERIFY_SIZES",
-    "build_parser",
     "export",
-    "main",
     "op_histogram",
-    "run",
 ]

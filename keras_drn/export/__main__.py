@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_drn.export.cli import main
+from keras_drn.cli.export import main
 
 sys.exit(main())

@@ -59,7 +59,7 @@ def export(
             Or the path of a ``.keras`` file of one, checked before it is loaded (a damaged
             or truncated file is named: ``keras_drn.weights.loading.load_keras_model``).
             A model with a ``preprocessing`` layer (``DRNSegmenter(..., preprocessing=...)``,
-            ``keras_drn.classify.build_classifier``) takes raw 0-255 RGB, and so does its
+            ``keras_drn.workflows.classification.build_classifier``) takes raw 0-255 RGB, and so does its
             artifact; one without takes normalised inputs.
         path: where to write: a folder (``"tf_saved_model"``), a ``.tflite`` file
             (``"litert"``) or an ``.onnx`` file (``"onnx"``).
@@ -204,7 +204,7 @@ def _preprocessing(model, mean, std, end_to_end):
                 "and std=(r, g, b) on the 0-1 scale (keras-drn export --mean R G B --std R G B; "
                 "the export then adds a preprocessing layer and its report says so), or build "
                 "the model with its normalisation inside: DRNSegmenter(..., preprocessing="
-                "'imagenet' or (mean, std)), or keras_drn.classify.build_classifier.")
+                "'imagenet' or (mean, std)), or keras_drn.workflows.classification.build_classifier.")
         added = with_preprocessing(model, *given)
         return added, {"mean": given[0], "std": given[1], "added": True}, None
     return model, None, given or (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn.submission import rle_encode
+from keras_drn.workflows.submission import rle_encode
 
 tf = pytest.importorskip("tensorflow")
 
@@ -34,7 +34,7 @@ def _masks(data):
 
 @pytest.mark.parametrize("order", ["F", "C"])
 def test_decodes_the_masks_the_csv_encodes(tmp_path, order):
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
 
     rng = np.random.default_rng(0)
     wide = (rng.random((5, 7)) > 0.6).astype(np.uint8)
@@ -64,7 +64,7 @@ def test_decodes_the_masks_the_csv_encodes(tmp_path, order):
 
 
 def test_bad_folders_are_named(tmp_path):
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
     from keras_drn.data import rle_csv_folder
 
     root = _folder(tmp_path / "ok", [["a", "1 3"]], header=("id", "rle_mask"))

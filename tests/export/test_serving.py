@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.classify import build_classifier
+from keras_drn.workflows.classification import build_classifier
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export import export
 from tests.export.helpers import drn_segmenter, keras_outputs, litert_run, needs, tiny_segmenter
@@ -81,7 +81,7 @@ def test_end_to_end_segmenter_normalises_once_with_its_own_statistics(tmp_path):
 
 
 def test_end_to_end_classifier_does_not_normalise_twice(tmp_path):
-    """keras_drn.classify.build_classifier normalises inside: main's export normalised again
+    """keras_drn.workflows.classification.build_classifier normalises inside: main's export normalised again
     (with ImageNet's statistics) and its own check, fed the same inputs, passed."""
     tf = pytest.importorskip("tensorflow")
     images = np.random.default_rng(1).integers(0, 256, size=(16, 32, 32, 3), dtype="uint8")

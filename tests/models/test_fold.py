@@ -145,7 +145,7 @@ def test_drn_a_18_with_blur_pool():
 
 
 def test_nested_backbone_of_build_classifier_is_folded():
-    from keras_drn.classify import build_classifier
+    from keras_drn.workflows.classification import build_classifier
 
     model = randomize_batch_norms(build_classifier(3, "drn_d_22"))
     folded = fold_batch_norm(model)

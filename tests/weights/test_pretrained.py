@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn import cli
+from keras_drn.cli import app as cli
 from keras_drn.models.drn import checkpoint_names
 from keras_drn.weights import archive, pretrained, sources
 from keras_drn.weights.layouts import pytorchcv_modules

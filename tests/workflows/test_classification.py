@@ -8,7 +8,7 @@ from PIL import Image
 
 pytest.importorskip("tensorflow")
 
-from keras_drn import classify  # noqa: E402
+from keras_drn.workflows import classification as classify  # noqa: E402
 from tests.helpers import backbone_weights_file  # noqa: E402
 
 CLASSES = ("blue", "green", "red")
@@ -114,7 +114,7 @@ def test_frozen_batchnorm_keeps_its_moving_statistics_in_both_phases(run):
     """Phase 1 freezes the backbone, phase 2 (train_bn=False) only its BatchNormalization:
     after the last phase-2 epoch (its resume state) every convolution has moved, every moving
     statistic is still the random init's; so are the restored best epoch's."""
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     root, model, _ = run
     state = runs.read_state(root / "run" / "state")
@@ -197,7 +197,7 @@ def test_saved_model_round_trip_and_submission_csv(run):
 
 
 def test_cli_evaluate_scores_the_run_on_its_validation_split(run, capsys):
-    from keras_drn import cli
+    from keras_drn.cli import app as cli
 
     root, _, report = run
     model = str(root / "run" / "model.keras")
@@ -260,7 +260,7 @@ def test_mixed_precision_classifier_keeps_float32_probabilities():
 
 
 def test_a_complete_run_says_so_and_another_run_is_refused(run, tmp_path, capsys):
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     root, _, _ = run
     out = root / "run"
@@ -275,7 +275,7 @@ def test_a_complete_run_says_so_and_another_run_is_refused(run, tmp_path, capsys
 
 @pytest.mark.slow  # two fine-tuning runs
 def test_an_interrupted_second_phase_resumes_in_that_phase(run, tmp_path, monkeypatch, capsys):
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     root, _, _ = run
     out = tmp_path / "run"
@@ -309,20 +309,20 @@ def test_an_interrupted_second_phase_resumes_in_that_phase(run, tmp_path, monkey
 
 
 def test_segment_evaluate_refuses_a_classification_run(run):
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
 
     root, _, _ = run
     with pytest.raises(ValueError, match="is a classification run: score it with "
-                                         "keras_drn.classify.evaluate"):
+                                         "keras_drn.workflows.classification.evaluate"):
         segment.evaluate(str(root / "run" / "model.keras"), str(root / "train"))
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_auto_sets_the_policy_of_this_machine(run, monkeypatch, policy):
-    """train(mixed_precision="auto") sets the policy keras_drn.precision.auto_policy picks
+    """train(mixed_precision="auto") sets the policy keras_drn.workflows.precision.auto_policy picks
     (its rules: tests/test_precision.py; here on the fixture's complete run: nothing is
     trained)."""
-    from keras_drn import precision
+    from keras_drn.workflows import precision
 
     root, _, _ = run
     monkeypatch.setattr(precision, "auto_policy", lambda: policy)
@@ -360,7 +360,7 @@ def test_train_starts_from_the_backbone_weights_file(run, tmp_path):
 
 def _tiny_classifier_run(folder):
     """A classification run folder by hand: a 2-class model of the mean colour."""
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     inputs = keras.Input((None, None, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
@@ -375,7 +375,7 @@ def _tiny_classifier_run(folder):
 
 
 def test_predict_replaces_only_a_submission_keras_drn_wrote(tmp_path, recwarn):
-    from keras_drn import cli
+    from keras_drn.cli import app as cli
 
     model = _tiny_classifier_run(tmp_path / "run")
     for name in ("=cmd", "t1"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn import cli
+from keras_drn.cli import app as cli
 from keras_drn.data import make_scenes
 
 pytest.importorskip("tensorflow")
@@ -52,7 +52,7 @@ def _train(folder, run, epochs):
 def test_train_evaluate_predict(folder, tmp_path, capsys):
     import keras
 
-    from keras_drn import runs
+    from keras_drn.workflows import runs
     from keras_drn.models.preprocessing import preprocessing_of
 
     run = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
     # (same weights) fed the val images read by PIL and normalised here with the folder's
     # statistics: normalising twice, with ImageNet's statistics or not at all fails.
     import keras_drn
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
     from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
     from keras_drn.evaluation import confusion_matrix
 
@@ -134,7 +134,7 @@ def test_train_evaluate_predict(folder, tmp_path, capsys):
 
 
 def test_a_rerun_into_a_folder_of_another_run_is_refused(folder, tmp_path):
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     run = tmp_path / "run"
     assert _train(folder, run, epochs=1) == 0
@@ -148,7 +148,8 @@ def test_a_rerun_into_a_folder_of_another_run_is_refused(folder, tmp_path):
 def test_evaluate_uses_the_runs_scene_size_and_seed(tmp_path, monkeypatch):
     import keras
 
-    from keras_drn import runs, segment
+    from keras_drn.workflows import runs
+    from keras_drn.workflows import segmentation as segment
 
     run = runs.RunFolder(tmp_path / "run")
     with run.lock():
@@ -206,7 +207,8 @@ def test_help_explains_every_option(command, capsys):
 
 KILL_AT_MODEL = """
 import os, signal, sys
-from keras_drn import atomic, cli
+from keras_drn import atomic
+from keras_drn.cli import app as cli
 
 real = atomic.write_atomically
 
@@ -231,7 +233,7 @@ def test_sigkill_while_writing_the_final_model_loses_no_epoch(folder, tmp_path):
     import subprocess
     import sys
 
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     run = tmp_path / "run"
     arguments = ["train", "--data", str(folder), "--output-dir", str(run), "--epochs", "2",
@@ -261,7 +263,7 @@ def test_binary_segmentation_trains_predicts_and_writes_an_rle_submission(tmp_pa
     import keras
 
     from keras_drn.data import make_scenes
-    from keras_drn.submission import rle_decode
+    from keras_drn.workflows.submission import rle_decode
 
     images, masks, _ = make_scenes(12, size=24, seed=5)
     for split, indices in (("train", range(8)), ("val", range(8, 12))):
@@ -306,7 +308,7 @@ def test_a_binary_folder_reads_255_alike_in_every_split(tmp_path):
     """0/1 masks with 255 = ignore: a val split whose masks hold no object pixel ({0, 255})
     takes the training split's convention, so its 255 stays ignore (decided per split, it
     became object)."""
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
 
     with_object = np.zeros((4, 5), np.uint8)
     with_object[0] = 255

@@ -1,4 +1,4 @@
-"""keras_drn.submission: hand-checked run-length encodings in both orders, a round trip and a
+"""keras_drn.workflows.submission: hand-checked run-length encodings in both orders, a round trip and a
 loop encoder over random masks (hypothesis), malformed RLEs refused with the reason, small
 components removed under 4- and 8-connectivity, the submission CSV in every layout."""
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from keras_drn import atomic
-from keras_drn.submission import (
+from keras_drn.workflows.submission import (
     LAYOUTS,
     remove_small_components,
     rle_decode,

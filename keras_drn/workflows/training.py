@@ -256,7 +256,7 @@ def training_callbacks(
     patience=None,
 ):
     """The callback that makes a long run safe to kill and resume: best model, CSV log and
-    resume state of ``work_dir``, each written atomically (``keras_drn.runs.RunCheckpoint``).
+    resume state of ``work_dir``, each written atomically (``keras_drn.workflows.runs.RunCheckpoint``).
 
     - ``best.keras`` (or ``best.weights.h5`` with ``save_weights_only``): the model of the
       best epoch by ``monitor``, replaced only by a rename.
@@ -284,7 +284,7 @@ def training_callbacks(
     Returns:
         A list of callbacks for ``model.fit``.
     """
-    from keras_drn.runs import RunCheckpoint
+    from keras_drn.workflows.runs import RunCheckpoint
 
     return [RunCheckpoint(work_dir, monitor=monitor, mode=mode,
                           save_weights_only=save_weights_only, csv_log=csv_log,

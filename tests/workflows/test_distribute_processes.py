@@ -34,7 +34,7 @@ TOLERANCE = 1e-5
 PREAMBLE = """
 import json, sys, time
 import numpy as np
-from keras_drn import distribute
+from keras_drn.workflows import distribute
 n, pid, port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 if n > 1:
     distribute.initialize(f"127.0.0.1:{port}", n, pid, heartbeat_timeout=10)
@@ -88,7 +88,7 @@ report(**result)
 # RunFolder.session: process 0 locks and writes, the others only read. Each epoch sleeps a
 # little so that the test can kill a worker mid-run.
 RUN = PREAMBLE + """
-from keras_drn import runs
+from keras_drn.workflows import runs
 folder, epochs = sys.argv[4], int(sys.argv[5])
 rng = np.random.default_rng(0)
 x = rng.normal(size=(8, 6, 6, 3)).astype("float32")

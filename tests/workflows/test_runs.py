@@ -1,4 +1,4 @@
-"""keras_drn.runs: the run folder survives SIGKILL at every write, refuses a second trainer
+"""keras_drn.workflows.runs: the run folder survives SIGKILL at every write, refuses a second trainer
 and a different run, names damaged model files, and writes with the umask's permissions.
 
 The kill tests run a tiny training in a subprocess that SIGKILLs itself at one write point
@@ -21,14 +21,16 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn import atomic, runs
+from keras_drn import atomic
+from keras_drn.workflows import runs
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     import keras
-    from keras_drn import atomic, runs
-    from keras_drn.training import training_callbacks
+    from keras_drn import atomic
+    from keras_drn.workflows import runs
+    from keras_drn.workflows.training import training_callbacks
 
     work_dir, epochs, kill_name, kill_count, how = sys.argv[1:6]
     epochs, kill_count = int(epochs), int(kill_count)
@@ -212,7 +214,7 @@ def test_old_run_folders_are_refused_with_the_command_that_converts_them(tmp_pat
 
 
 def test_upgrade_of_a_folder_without_models_converts_nothing_and_says_so(tmp_path, capsys):
-    from keras_drn import cli
+    from keras_drn.cli import app as cli
 
     old = tmp_path / "old"
     old.mkdir()
@@ -231,7 +233,7 @@ def test_upgrade_of_a_folder_without_models_converts_nothing_and_says_so(tmp_pat
     (b"\xff\xfe\x00garbage", "not readable JSON"),
 ])
 def test_a_damaged_info_json_is_named_with_what_to_do(tmp_path, content, problem):
-    from keras_drn import cli
+    from keras_drn.cli import app as cli
 
     run = tmp_path / "run"
     run.mkdir()
@@ -272,7 +274,7 @@ def test_resuming_in_another_precision_is_refused_naming_the_flag(tmp_path):
 
 
 def test_a_new_run_refuses_files_of_a_run_that_keras_drn_did_not_write(tmp_path):
-    from keras_drn.visualize import save_png
+    from keras_drn.evaluation.visualize import save_png
 
     folder = runs.RunFolder(tmp_path / "run")
     folder.path.mkdir()
@@ -361,8 +363,8 @@ def test_models_load_for_inference_with_batch_norm_folded(tmp_path):
     assert not batch_norms(loaded) and batch_norms(model)
     assert_same_outputs(model, loaded, raw_images())
     # The workflows' loaders (evaluate, predict) take this path.
-    from keras_drn.classify import load_classifier
-    from keras_drn.segment import load_segmenter
+    from keras_drn.workflows.classification import load_classifier
+    from keras_drn.workflows.segmentation import load_segmenter
 
     assert not batch_norms(load_segmenter(path)) and not batch_norms(load_classifier(path))
     # A subclassed model cannot be rebuilt: it comes back as loaded, BN and all.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn import cli
+from keras_drn.cli import app as cli
 from tests.published import DEPTHS, PARAMETERS
 
 
@@ -33,7 +33,7 @@ def test_demo_trains_and_reports_miou(capsys, tmp_path):
     # to one drawn here from the same scenes everywhere but in the prediction panels, which
     # hold only class colours.
     from keras_drn.data import CLASS_NAMES, scene_split
-    from keras_drn.visualize import comparison_grid, palette
+    from keras_drn.evaluation.visualize import comparison_grid, palette
 
     _, _, images, labels, _ = scene_split(16, 8, size=16, seed=0)
     picture = np.asarray(Image.open(output))
@@ -109,7 +109,7 @@ def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
     import keras
 
     data = _scene_folder(tmp_path)
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     run = tmp_path / "run"
     folder = runs.RunFolder(run)

@@ -1,9 +1,9 @@
 """The ``keras-drn`` command, argument parsing and dispatch: ``models`` lists the variants,
 ``weights`` lists and downloads the ImageNet files, ``convert`` converts a PyTorch checkpoint,
 ``export`` writes verified SavedModel/LiteRT/ONNX files, ``train``/``evaluate``/``predict``
-run the segmentation and classification workflows (``keras_drn.segment``,
-``keras_drn.classify``, run folders of ``keras_drn.runs``), ``ensemble`` and ``threshold``
-predict with and tune the folds of a k-fold run (``keras_drn.folds``), ``upgrade`` converts
+run the segmentation and classification workflows (``keras_drn.workflows.segmentation``,
+``keras_drn.workflows.classification``, run folders of ``keras_drn.workflows.runs``), ``ensemble`` and ``threshold``
+predict with and tune the folds of a k-fold run (``keras_drn.workflows.folds``), ``upgrade`` converts
 old run folders, ``demo`` trains a segmenter on the embedded synthetic scenes."""
 
 import argparse
@@ -29,11 +29,11 @@ def _demo(args):
     import numpy as np
 
     import keras_drn
-    from keras_drn import precision
+    from keras_drn.workflows import precision
     from keras_drn.data import CLASS_NAMES, scene_split
     from keras_drn.evaluation import confusion_matrix, iou_table
-    from keras_drn.training import compile_segmenter
-    from keras_drn.visualize import comparison_grid, save_png
+    from keras_drn.workflows.training import compile_segmenter
+    from keras_drn.evaluation.visualize import comparison_grid, save_png
 
     from keras_drn import atomic
 
@@ -109,7 +109,7 @@ def _thresholds(text):
 
 
 def _train(args):
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
 
     if args.task == "classification":
         if args.num_processes not in (None, 1):
@@ -153,7 +153,7 @@ def _kfold_arguments(args):
 
 
 def _train_classifier(args):
-    from keras_drn import classify
+    from keras_drn.workflows import classification as classify
 
     model, report = classify.train(
         data=args.data, output_dir=args.output_dir, backbone=args.backbone,
@@ -174,7 +174,8 @@ def _train_classifier(args):
 
 
 def _evaluate(args):
-    from keras_drn import classify, segment
+    from keras_drn.workflows import classification as classify
+    from keras_drn.workflows import segmentation as segment
 
     if classify.is_classifier_run(args.model, args.info):
         report, shift = classify.evaluate(args.model, args.data, split=args.split, tta=args.flip,
@@ -200,7 +201,8 @@ def _evaluate(args):
 
 
 def _predict(args):
-    from keras_drn import classify, segment
+    from keras_drn.workflows import classification as classify
+    from keras_drn.workflows import segmentation as segment
 
     if classify.is_classifier_run(args.model, args.info):
         if len(args.images) != 1:
@@ -222,7 +224,7 @@ def _predict(args):
 
 
 def _ensemble(args):
-    from keras_drn import segment
+    from keras_drn.workflows import segmentation as segment
 
     written, _, _ = segment.ensemble(
         args.runs, _image_files(args.images), args.output_dir, threshold=args.threshold,
@@ -237,7 +239,7 @@ def _ensemble(args):
 def _threshold(args):
     import pathlib
 
-    from keras_drn import folds
+    from keras_drn.workflows import folds
 
     run_dirs = []
     for path in map(pathlib.Path, args.runs):
@@ -281,10 +283,10 @@ def _image_files(paths):
 
 
 def _add_distributed_arguments(train):
-    from keras_drn.distribute import HEARTBEAT_TIMEOUT, INIT_TIMEOUT
+    from keras_drn.workflows.distribute import HEARTBEAT_TIMEOUT, INIT_TIMEOUT
 
     distributed = train.add_argument_group(
-        "distributed (several processes, JAX backend; keras_drn.distribute)",
+        "distributed (several processes, JAX backend; keras_drn.workflows.distribute)",
         "Run the same command in every process, each with its --process-id (0 writes "
         "OUTPUT_DIR, which all processes must share). Without these options they are read "
         "from the environment a launcher sets: KERAS_DISTRIBUTION_JOB_ADDRESSES / "
@@ -306,9 +308,9 @@ def _add_distributed_arguments(train):
 
 
 def _add_segmentation_commands(commands):
-    from keras_drn import precision
-    from keras_drn.classify import DATA_HELP as CLASSIFICATION_DATA_HELP
-    from keras_drn.segment import DATA_HELP
+    from keras_drn.workflows import precision
+    from keras_drn.workflows.classification import DATA_HELP as CLASSIFICATION_DATA_HELP
+    from keras_drn.workflows.segmentation import DATA_HELP
 
     train = commands.add_parser(
         "train", help="train a DRN segmenter (the reference segment.py recipe) or, with "
@@ -318,7 +320,7 @@ def _add_segmentation_commands(commands):
         "saves OUTPUT_DIR/model.keras, best.keras, info.json and log.csv, prints the "
         "validation IoU per class and writes OUTPUT_DIR/val_predictions.png. Running it again "
         "with the same arguments resumes an interrupted run at its first unfinished epoch. "
-        "--task classification fine-tunes a classifier instead (keras_drn.classify: frozen "
+        "--task classification fine-tunes a classifier instead (keras_drn.workflows.classification: frozen "
         "backbone, then all of it at --finetune-lr; early stopping; best.keras, model.keras, "
         "info.json, log.csv, confusion_matrix.png; OUTPUT_DIR/submission.csv for --test-dir).",
     )
@@ -380,7 +382,7 @@ def _add_segmentation_commands(commands):
                        "when the output is not a terminal: a log file gets no escape codes)")
     kfold = train.add_argument_group(
         "k-fold", "train on K-1 folds of the training data and validate on the held-out one "
-        "(keras_drn.folds); the run ends by writing OUTPUT_DIR/oof.npz, its out-of-fold "
+        "(keras_drn.workflows.folds); the run ends by writing OUTPUT_DIR/oof.npz, its out-of-fold "
         "probabilities")
     kfold.add_argument("--folds", type=int, help="number of folds K (seeded by --seed)")
     kfold.add_argument("--fold", help="the held-out fold, 0..K-1, or 'all': train every fold "
@@ -536,7 +538,7 @@ def _convert(args):
 
 
 def _upgrade(args):
-    from keras_drn import runs
+    from keras_drn.workflows import runs
 
     for path in args.runs:
         folder = runs.RunFolder(path)
@@ -551,7 +553,7 @@ def _upgrade(args):
 
 
 def build_parser():
-    from keras_drn import precision
+    from keras_drn.workflows import precision
 
     parser = argparse.ArgumentParser(
         prog="keras-drn",
@@ -576,14 +578,14 @@ def build_parser():
                            help="the architecture of the checkpoint (keras-drn models lists "
                            "them)")
     converter.set_defaults(run=_convert)
-    from keras_drn.weights import commands as weights_commands
+    from keras_drn.cli import weights as weights_commands
 
     weights = commands.add_parser(
         "weights", help="list the pretrained files, or download them for offline use")
     weights_commands.build_parser(weights)
     weights.set_defaults(run=weights_commands.run)
-    from keras_drn.export import build_parser as export_arguments
-    from keras_drn.export import run as run_export
+    from keras_drn.cli.export import build_parser as export_arguments
+    from keras_drn.cli.export import run as run_export
 
     exporter = commands.add_parser(
         "export",
@@ -631,6 +633,9 @@ def build_parser():
 
 
 def main(argv=None):
+    import keras_drn
+
+    keras_drn._load()  # the backend, then the library, before the parser's imports of Keras
     args = build_parser().parse_args(argv)
     return args.run(args)
 

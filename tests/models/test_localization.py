@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import keras_drn
-from keras_drn.localization import (
+from keras_drn.models.localization import (
     activation_map_model,
     box_from_map,
     box_iou,

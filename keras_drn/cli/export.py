@@ -1,4 +1,4 @@
-"""``keras-drn export`` (and ``python -m keras_drn.export``): the arguments, and the model a
+"""``keras-drn export`` (and ``python -m keras_drn.export``, kept for old scripts): the arguments, and the model a
 command line names (a ``.keras`` file or a variant built here)."""
 
 import argparse

@@ -1,5 +1,5 @@
 """K-fold splits, out-of-fold files, the threshold search and the fold ensemble
-(``keras_drn.folds``, ``segment.train(folds=, fold=)``, ``keras-drn ensemble|threshold``)."""
+(``keras_drn.workflows.folds``, ``segment.train(folds=, fold=)``, ``keras-drn ensemble|threshold``)."""
 
 import csv
 import json
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn import cli, folds, runs, segment
+from keras_drn.cli import app as cli
+from keras_drn.workflows import folds
+from keras_drn.workflows import runs
+from keras_drn.workflows import segmentation as segment
 
 tf = pytest.importorskip("tensorflow")
 
@@ -191,7 +194,7 @@ def test_ensemble_is_the_mean_of_the_members_probabilities_with_flips(tmp_path):
     written = np.asarray(Image.open(tmp_path / "out" / "t1_mask.png"))
     np.testing.assert_array_equal(written, (expected > 0.6).astype(np.uint8))
     assert 0 < written.sum() < written.size  # the tuned threshold decides some pixels
-    from keras_drn.submission import rle_decode
+    from keras_drn.workflows.submission import rle_decode
 
     with open(submission, newline="") as stream:
         rows = list(csv.reader(stream))
@@ -210,7 +213,7 @@ def test_train_a_fold_writes_its_out_of_fold_probabilities(tmp_path, capsys):
     oof.npz, the fold in info.json, another fold into the same folder refused, and a rerun
     of the complete run rewrites a missing oof.npz."""
     from keras_drn.data import make_scenes
-    from keras_drn.submission import rle_encode
+    from keras_drn.workflows.submission import rle_encode
 
     images, masks, _ = make_scenes(8, size=24, seed=2)
     (tmp_path / "data" / "images").mkdir(parents=True)

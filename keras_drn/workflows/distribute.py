@@ -376,9 +376,9 @@ def initialize(coordinator=None, num_processes=None, process_id=None,
             heartbeat_timeout_seconds=int(heartbeat_timeout),
             shutdown_timeout_seconds=SHUTDOWN_TIMEOUT)
     except RuntimeError as error:
-        raise RuntimeError(f"{error} Call keras_drn.distribute.initialize before building "
+        raise RuntimeError(f"{error} Call keras_drn.workflows.distribute.initialize before building "
                            "any model, running any JAX computation or asking for the devices "
-                           "(keras_drn.precision's 'auto' does).") from error
+                           "(keras_drn.workflows.precision's 'auto' does).") from error
     finally:
         watchdog.cancel()
     # What keras.distribution.initialize does next: one random seed for all processes when

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.distribute import (
+from keras_drn.workflows.distribute import (
     SINGLE_PROCESS,
     Cluster,
     cluster_from_environment,
@@ -40,7 +40,7 @@ import contextlib, json
 import keras
 import numpy as np
 import keras_drn
-from keras_drn.distribute import (
+from keras_drn.workflows.distribute import (
     SINGLE_PROCESS,
     Cluster,
     cluster_from_environment,
@@ -50,7 +50,7 @@ from keras_drn.distribute import (
     resolve_cluster,
     synchronize_batchnorm,
 )
-from keras_drn.training import ReferenceSGD, compile_segmenter
+from keras_drn.workflows.training import ReferenceSGD, compile_segmenter
 
 def tiny():
     inputs = keras.Input((6, 6, 3))
@@ -268,7 +268,7 @@ def _snapshot(folder):
 
 
 def test_a_non_chief_checkpoint_resumes_from_the_folder_and_writes_nothing(tmp_path):
-    from keras_drn.runs import RunCheckpoint
+    from keras_drn.workflows.runs import RunCheckpoint
 
     x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
     y = x.sum(axis=1, keepdims=True)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_drn import atomic, visualize
-from keras_drn.visualize import colorize, comparison_grid, palette, save_png, to_uint8
+from keras_drn import atomic
+from keras_drn.evaluation import visualize
+from keras_drn.evaluation.visualize import colorize, comparison_grid, palette, save_png, to_uint8
 
 WHITE = np.array(visualize.BACKGROUND, np.uint8)
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.consistency import (
+from keras_drn.evaluation.consistency import (
     classification_consistency,
     segmentation_consistency,
     shift_consistency,

@@ -27,7 +27,9 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_drn import atomic, precision, runs
+from keras_drn import atomic
+from keras_drn.workflows import precision
+from keras_drn.workflows import runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 from keras_drn.models.trainable import set_trainable
@@ -129,7 +131,7 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
     ``learning_rate``; phase 2 trains everything for up to ``epochs`` at
     ``finetune_learning_rate``. Both use AdamW, sparse cross-entropy and early stopping on
     validation accuracy (``patience`` epochs); the best epoch over both is kept. The run
-    folder (``keras_drn.runs``) is safe to kill: a rerun resumes in the phase and epoch where
+    folder (``keras_drn.workflows.runs``) is safe to kill: a rerun resumes in the phase and epoch where
     it stopped; a complete run is not trained again; another run's folder is refused unless
     ``overwrite``.
 
@@ -140,7 +142,7 @@ def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
         train_bn: let BatchNormalization learn in phase 2; default (``None``): only for a
             randomly initialised backbone (pretrained statistics are better than those of
             small fine-tuning batches).
-        mixed_precision: ``"auto"`` (``keras_drn.precision.auto_policy``: mixed_bfloat16 on
+        mixed_precision: ``"auto"`` (``keras_drn.workflows.precision.auto_policy``: mixed_bfloat16 on
             GPUs with bfloat16 tensor cores and, on TensorFlow, on CPUs with AMX-BF16;
             mixed_float16 on older GPUs; float32 elsewhere), ``True`` (mixed_float16),
             ``False`` (float32) or a policy name (``"mixed_bfloat16"``). ``"auto"`` keeps a
@@ -302,11 +304,11 @@ def evaluate(model_path, data, split="val", tta=False, consistency=False, max_sh
     Images are fed raw (0-255), as the model normalises them itself; the image size and class
     names come from the run's ``info.json``. Returns ``(report, shift)``: a
     ``ClassificationReport`` and, with ``consistency``, the top-1 shift consistency
-    (``keras_drn.consistency.classification_consistency``, random shifts up to
+    (``keras_drn.evaluation.consistency.classification_consistency``, random shifts up to
     ``max_shift`` pixels), else ``None``.
     """
     from keras_drn import data as data_lib
-    from keras_drn.consistency import classification_consistency
+    from keras_drn.evaluation.consistency import classification_consistency
 
     info = read_info(model_path, info_path)
     val_fraction = info.get("val_fraction", 0.2) if val_fraction is None else val_fraction
@@ -333,7 +335,7 @@ def evaluate(model_path, data, split="val", tta=False, consistency=False, max_sh
 def save_confusion_matrix(confusion, class_names, path, cell=48):
     """Writes the confusion matrix as a PNG: rows = truth, columns = prediction, each cell
     shaded by its share of the row and labelled with its count."""
-    from keras_drn.visualize import save_png
+    from keras_drn.evaluation.visualize import save_png
 
     confusion = np.asarray(confusion)
     n = len(class_names)
@@ -353,7 +355,7 @@ def save_confusion_matrix(confusion, class_names, path, cell=48):
                            outline="gray")
             draw.text((x + 4, y + cell // 2 - 5), str(int(confusion[i, j])),
                       fill="black" if share[i, j] < 0.6 else "white")
-    save_png(np.asarray(image), path, overwrite=True)  # a run's picture (keras_drn.runs)
+    save_png(np.asarray(image), path, overwrite=True)  # a run's picture (keras_drn.workflows.runs)
     return path
 
 
@@ -394,7 +396,7 @@ def write_submission(model, test_dir, path, class_names, image_size, probabiliti
     Rows are ``id`` (the file name without its extension) and ``label`` (the predicted class
     name) or, with ``probabilities``, one probability column per class. Every test image must
     be readable: a submission cannot leave one out. Ids that start like a spreadsheet formula
-    are written verbatim, with one warning (``keras_drn.submission.warn_formula_ids``).
+    are written verbatim, with one warning (``keras_drn.workflows.submission.warn_formula_ids``).
 
     Raises:
         ValueError: the folder is missing or has no images, or an image is unreadable (named).
@@ -402,7 +404,7 @@ def write_submission(model, test_dir, path, class_names, image_size, probabiliti
             False (checked before predicting; ``option`` is the flag named).
     """
     from keras_drn.data.classification import _check_readable, list_images
-    from keras_drn.submission import warn_formula_ids
+    from keras_drn.workflows.submission import warn_formula_ids
 
     atomic.check_replaceable([path], overwrite, option)
     paths = list_images(test_dir, "test folder")
@@ -452,9 +454,9 @@ def activation_map_model(model):
         features = model.get_layer("avgpool").input  # the backbone's map in this graph
         fc = model.get_layer("fc")
     except ValueError as error:
-        raise ValueError(f"Model {model.name!r} is not a keras_drn.classify classifier (it "
+        raise ValueError(f"Model {model.name!r} is not a keras_drn.workflows.classification classifier (it "
                          "needs layers 'avgpool' and 'fc'); for a plain DRN classifier use "
-                         "keras_drn.localization.activation_map_model.") from error
+                         "keras_drn.models.localization.activation_map_model.") from error
     maps = keras.layers.Softmax(dtype="float32", name="cam_softmax")(fc(features))
     return keras.Model(model.input, [model.output, maps], name=f"{model.name}_cam")
 
@@ -462,11 +464,11 @@ def activation_map_model(model):
 def save_class_activation_map(model, image_path, output_path, class_names, image_size=None,
                               class_id=None, threshold=0.5, scale=8):
     """Writes a PNG of an image beside its class activation map for ``class_id`` (default:
-    the predicted class), with the paper's box (``keras_drn.localization.box_from_map``)
+    the predicted class), with the paper's box (``keras_drn.models.localization.box_from_map``)
     drawn on the map when there is one. Returns ``(class_id, probability, box)``; the box is
     in pixels of the (resized) image."""
-    from keras_drn.localization import box_from_map, heatmap_overlay
-    from keras_drn.visualize import save_png
+    from keras_drn.models.localization import box_from_map, heatmap_overlay
+    from keras_drn.evaluation.visualize import save_png
 
     image = _resized(image_path, image_size)
     probabilities, maps = activation_map_model(model).predict_on_batch(image[None])

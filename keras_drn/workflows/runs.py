@@ -1,6 +1,6 @@
 """The run folder: one record, owned by this module, of one training run.
 
-``keras-drn train`` (``keras_drn.segment.train``, ``keras_drn.classify.train``) writes::
+``keras-drn train`` (``keras_drn.workflows.segmentation.train``, ``keras_drn.workflows.classification.train``) writes::
 
     RUN/info.json        what evaluate and predict need and what identifies the run (below)
     RUN/model.keras      the final model (raw 0-255 RGB in: it carries its normalisation)
@@ -23,7 +23,7 @@ different run (data, classes, architecture: the ``IDENTITY`` keys) is refused wi
 that differ, unless ``overwrite=True`` (``--overwrite``) clears the folder first; a rerun of a
 complete run says so and trains nothing (more ``epochs`` extends it).
 
-A job of several processes (``keras_drn.distribute``) shares one folder: process 0 takes the
+A job of several processes (``keras_drn.workflows.distribute``) shares one folder: process 0 takes the
 lock and writes every file; the others take no lock, write nothing and read what process 0
 wrote (``RunFolder.session``, ``RunCheckpoint(chief=...)``). ``info.json`` records the
 ``processes`` of the latest start; the count is not an identity key (the training steps are
@@ -262,7 +262,7 @@ class RunFolder:
         chief, then read its ``info.json`` (so the folder must be one they all share). All
         processes raise RunError alike when one cannot see that file or was started with
         other arguments (identity keys)."""
-        from keras_drn import distribute
+        from keras_drn.workflows import distribute
 
         if distribute.is_chief():
             with self.lock():
@@ -278,7 +278,7 @@ class RunFolder:
         yield written
 
     def _check_processes_agree(self, info):
-        from keras_drn import distribute
+        from keras_drn.workflows import distribute
 
         seen = distribute.gather(info is not None)
         if not all(seen):
@@ -422,10 +422,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         csv_log: write ``log.csv``.
         patience: stop after this many epochs without improvement (``None``: never).
         phase: for runs that call ``fit`` several times with different trainable sets (the
-            two phases of ``keras_drn.classify``): a state saved in an earlier phase is not
+            two phases of ``keras_drn.workflows.classification``): a state saved in an earlier phase is not
             restored into a later one (the weights are already in the model).
         chief: whether this process writes the folder (default: process 0 of the job,
-            ``keras_drn.distribute.is_chief``). In a multi-process job every process
+            ``keras_drn.workflows.distribute.is_chief``). In a multi-process job every process
             restores the same state (the folder must be on a file system they share: a
             process that finds another epoch than process 0 raises RunError) and keeps the
             same best value and early-stopping count (the logs are global), but only the
@@ -434,7 +434,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, work_dir, monitor="val_miou", mode="auto", save_weights_only=False,
                  csv_log=True, patience=None, phase=0, chief=None):
-        from keras_drn import distribute
+        from keras_drn.workflows import distribute
 
         super().__init__()
         self.chief = distribute.is_chief() if chief is None else chief
@@ -503,7 +503,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         value = logs.get(self.monitor)
         value = None if value is None else float(value)
-        from keras_drn.distribute import outside_distribution
+        from keras_drn.workflows.distribute import outside_distribution
 
         improved = self._better(value)
         if improved:
@@ -564,7 +564,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 def _check_same_state(folder, epoch):
     """RunError unless every process of the job restored the epoch process 0 restored."""
-    from keras_drn import distribute
+    from keras_drn.workflows import distribute
 
     epochs = distribute.gather(epoch)
     if len(set(epochs)) > 1:

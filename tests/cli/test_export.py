@@ -1,4 +1,4 @@
-"""keras_drn.export.cli: ``keras-drn export`` exports a .keras file or a variant and prints the
+"""keras_drn.cli.export: ``keras-drn export`` exports a .keras file or a variant and prints the
 report; end to end, a variant is built with ImageNet preprocessing (the published weights'
 statistics) and a .keras model without preprocessing needs --mean/--std."""
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
-from keras_drn.export import build_parser, main
+from keras_drn.cli.export import build_parser, main
 from keras_drn.models.preprocessing import preprocessing_of
 from tests.export.helpers import needs, tiny_segmenter
 
-cli = importlib.import_module("keras_drn.export.cli")
+cli = importlib.import_module("keras_drn.cli.export")
 
 
 def test_command_line_exports_a_keras_file_and_prints_the_histogram(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Train, evaluate and run a DRN segmenter: the workflow of the reference's ``segment.py``
 (Yu, Koltun, Funkhouser, CVPR 2017; github fyu/drn) behind ``keras-drn train|evaluate|predict``.
 
-The run folder (``keras_drn.runs``) holds what ``predict`` and ``evaluate`` need: the models
+The run folder (``keras_drn.workflows.runs``) holds what ``predict`` and ``evaluate`` need: the models
 take raw 0-255 RGB and carry the normalisation they were trained with (the data's statistics,
 as the reference's ``info.json``), ``info.json`` records the data, size, classes and
 architecture, and an interrupted ``train`` with the same arguments resumes at its first
@@ -17,7 +17,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_drn import atomic, distribute, precision, runs
+from keras_drn import atomic
+from keras_drn.workflows import distribute
+from keras_drn.workflows import precision
+from keras_drn.workflows import runs
 
 DATA_HELP = (
     "'synthetic' (the embedded scenes), 'tfds:<name>' (oxford_iiit_pet, cityscapes), a folder "
@@ -97,11 +100,11 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     arguments and ``output_dir`` after an interruption (SIGKILL included) resumes at the first
     unfinished epoch; on a complete run it trains nothing and says so (a larger ``epochs``
     extends it); a folder that holds another run is refused unless ``overwrite``.
-    ``mixed_precision`` is ``keras_drn.classify.train``'s (``keras_drn.precision``); the
+    ``mixed_precision`` is ``keras_drn.workflows.classification.train``'s (``keras_drn.workflows.precision``); the
     losses and the logits stay float32.
 
     Several processes (JAX; ``coordinator``, ``num_processes``, ``process_id``, or the
-    launcher's environment, see ``keras_drn.distribute.initialize``; ``heartbeat_timeout``
+    launcher's environment, see ``keras_drn.workflows.distribute.initialize``; ``heartbeat_timeout``
     and ``init_timeout`` are its): every process runs
     this with the same arguments; ``batch_size`` is the global batch, each process trains on
     ``batch_size / num_processes`` of it and BatchNormalization sees the whole of it. Only
@@ -113,7 +116,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     validation score of each epoch leaves out the last partial global batch (the final
     report scores every example).
 
-    K-fold (``keras_drn.folds``): with ``folds=K`` and ``fold=I`` the training split is cut
+    K-fold (``keras_drn.workflows.folds``): with ``folds=K`` and ``fold=I`` the training split is cut
     into K seeded folds (``seed``; ``stratify="empty"`` balances empty and non-empty masks,
     ``group_by`` names a column of a CSV source whose values never straddle two folds); the
     run trains on the other folds, validates on fold I, and ends by writing ``oof.npz``: the
@@ -122,9 +125,9 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     """
     import keras_drn
     from keras_drn import data as data_lib
-    from keras_drn import folds as fold_lib
+    from keras_drn.workflows import folds as fold_lib
     from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
-    from keras_drn.training import (
+    from keras_drn.workflows.training import (
         compile_segmenter,
         monitored_metric,
         poly_schedule,
@@ -132,7 +135,7 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
         step_schedule,
         training_callbacks,
     )
-    from keras_drn.visualize import comparison_grid, save_png
+    from keras_drn.evaluation.visualize import comparison_grid, save_png
 
     _check_num_classes(num_classes, "--num-classes")
     if lr_mode not in ("poly", "step"):
@@ -274,7 +277,7 @@ def _global_batches(val_set, size, batch_size):
 
 
 def _write_oof(model, val_data, path, folds, fold):
-    from keras_drn import folds as fold_lib
+    from keras_drn.workflows import folds as fold_lib
 
     ids, probabilities, masks = fold_lib.out_of_fold(model, val_data)
     fold_lib.write_oof(path, ids, probabilities, masks, folds, fold, overwrite=True)  # the run's
@@ -288,13 +291,13 @@ def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", over
     output_dir=OUTPUT_DIR/fold-I)`` for I = 0 .. folds - 1 (``kwargs``: ``train``'s other
     arguments), then, for a binary run, searches the threshold (and the minimum component
     sizes ``min_sizes``) maximising the mean per-image Dice on the out-of-fold predictions
-    of all folds (``keras_drn.folds.tune``), written to ``OUTPUT_DIR/threshold.json`` and
+    of all folds (``keras_drn.workflows.folds.tune``), written to ``OUTPUT_DIR/threshold.json`` and
     printed. Rerunning it resumes the unfinished folds. Returns ``(reports, search)``: the
     folds' validation reports and the ``ThresholdSearch`` (``None`` for a multi-class run).
     ``overwrite``: ``train``'s, and also replace a ``threshold.json`` keras_drn did not write
     (checked before any fold trains).
     """
-    from keras_drn import folds as fold_lib
+    from keras_drn.workflows import folds as fold_lib
 
     if fold != "all":
         raise ValueError(f"train_folds trains every fold (fold='all'); received fold={fold!r}: "
@@ -327,21 +330,21 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
     Images are fed raw (0-255): the model carries its normalisation. For the synthetic scenes
     ``size`` and ``seed`` default to the run's (``info.json``). Returns an
     ``evaluation.SegmentationReport``; with ``consistency=True`` a pair ``(report, shift)``
-    where ``shift`` is a ``keras_drn.consistency.ConsistencyReport``: for a segmenter the
+    where ``shift`` is a ``keras_drn.evaluation.consistency.ConsistencyReport``: for a segmenter the
     fraction of pixels whose label is unchanged under diagonal shifts of 1 to ``max_shift``
     pixels, for a classifier (a model with ``(batch, classes)`` output, outside a run folder;
     its report is ``None``) the fraction of images with the same top-1 class under two random
     shifts of up to ``max_shift`` pixels.
     """
     from keras_drn import data as data_lib
-    from keras_drn.consistency import output_rank, shift_consistency
+    from keras_drn.evaluation.consistency import output_rank, shift_consistency
     from keras_drn.evaluation import evaluate_segmenter
 
     runs.check_model_file(model_path)
     task = runs.task_of(model_path, info_path)
     if task == "classification":
         raise ValueError(f"{model_path} is a classification run: score it with "
-                         "keras_drn.classify.evaluate, which keras-drn evaluate calls for "
+                         "keras_drn.workflows.classification.evaluate, which keras-drn evaluate calls for "
                          "such runs.")
     info = None
     if task is not None or info_path is not None:
@@ -358,7 +361,7 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
     seed = (info or {}).get("seed", 0) if seed is None else seed
     num_classes = None if info is None else info["num_classes"]
     if (info or {}).get("folds") and split == "val":  # a fold run: its held-out fold
-        from keras_drn import folds as fold_lib
+        from keras_drn.workflows import folds as fold_lib
 
         _, source = fold_lib.split(load_data(data, "train", num_classes, size, seed),
                                    info["folds"], info["fold"], seed=info["seed"],
@@ -425,14 +428,14 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
     Args:
         model_path: a run's ``.keras`` file, or a list of them: an ensemble (the runs of the
             folds of a k-fold split, say), whose prediction is the mean of the members'
-            probabilities (``keras_drn.folds.ensemble_probabilities``); ``info_path``
+            probabilities (``keras_drn.workflows.folds.ensemble_probabilities``); ``info_path``
             applies to each.
         threshold: object probability above which a binary run labels a pixel 1.
         min_size: drop connected regions (4-connectivity) of a class smaller than this many
-            pixels (``keras_drn.submission.remove_small_components``): they become
+            pixels (``keras_drn.workflows.submission.remove_small_components``): they become
             background (0).
         submission: also write this CSV of run-length-encoded masks
-            (``keras_drn.submission``): ``layout="image"`` (default for a binary run: one row
+            (``keras_drn.workflows.submission``): ``layout="image"`` (default for a binary run: one row
             ``ImageId,EncodedPixels`` per image, its object mask) or ``"image_class"``
             (default otherwise: ``ImageId_ClassId,EncodedPixels`` for every image and class
             1..C-1); ids are the output names; ``order`` "F" (column-major, Kaggle's usual)
@@ -443,9 +446,9 @@ def predict(model_path, images, output_dir, scales=(1.0,), flip=False, info_path
     """
     from keras_drn.data.images import read_image
     from keras_drn.evaluation import multi_scale_predict
-    from keras_drn.folds import ensemble_probabilities
-    from keras_drn.submission import remove_small_components, write_submission
-    from keras_drn.visualize import colorize, palette, save_png
+    from keras_drn.workflows.folds import ensemble_probabilities
+    from keras_drn.workflows.submission import remove_small_components, write_submission
+    from keras_drn.evaluation.visualize import colorize, palette, save_png
 
     if not images:
         raise ValueError("No images given to predict.")
@@ -531,7 +534,7 @@ def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=Tr
     Args:
         members: run folders (their ``model.keras``), ``.keras`` files, or folders holding
             ``fold-*`` run folders (``train_folds``' ``OUTPUT_DIR``), in any mix.
-        threshold, min_size: default: those of the ``threshold.json`` (``keras_drn.folds.
+        threshold, min_size: default: those of the ``threshold.json`` (``keras_drn.workflows.folds.
             tune``) of the folder holding the folds (the one given, or the runs' common
             parent) when there is one, else 0.5 and 0.
         flip, scales, submission, layout, order, alpha, overwrite: as ``predict``.
@@ -540,7 +543,7 @@ def ensemble(members, images, output_dir, threshold=None, min_size=None, flip=Tr
         ``(written, threshold, min_size)``: the written paths and the threshold and minimum
         size used.
     """
-    from keras_drn import folds as fold_lib
+    from keras_drn.workflows import folds as fold_lib
 
     models, parents = [], set()
     for member in members:

@@ -9,7 +9,7 @@ import pytest
 import keras_drn
 from keras_drn.evaluation import confusion_matrix, iou_per_class
 from keras_drn.layers.bilinear_upsampling import BilinearUpsampling
-from keras_drn.training import (
+from keras_drn.workflows.training import (
     ReferenceSGD,
     compile_segmenter,
     elementwise_sgd,

@@ -1,7 +1,7 @@
 import keras
 import pytest
 
-from keras_drn import precision
+from keras_drn.workflows import precision
 from keras_drn.cli import build_parser
 
 INTEL_AMX = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"

@@ -3,7 +3,7 @@ splits (stratified by empty / non-empty mask, or grouped by a key such as a pati
 out-of-fold probabilities, the threshold (and minimum component size) that maximise the
 competition's mean per-image Dice on them, and the fold ensemble's mean probability.
 
-``keras-drn train --folds K --fold I`` (``keras_drn.segment.train(..., folds=K, fold=I)``)
+``keras-drn train --folds K --fold I`` (``keras_drn.workflows.segmentation.train(..., folds=K, fold=I)``)
 trains on every fold but ``I`` of the training data and validates on fold ``I``; at the end
 it writes ``RUN/oof.npz`` (``write_oof``): the held-out ids, their float16 probabilities at
 mask resolution (flip TTA) and their masks. ``--fold all`` trains ``OUTPUT_DIR/fold-0`` ..
@@ -269,7 +269,7 @@ def image_dice(probabilities, masks, threshold=0.5, min_size=0):
     """Per-image Dice of binary probabilities at ``threshold`` (components under
     ``min_size`` pixels dropped): float64 ``(images,)``, Kaggle's rule: 1 where the mask and
     the prediction are both empty; pixels labelled 255 are left out."""
-    from keras_drn.submission import remove_small_components
+    from keras_drn.workflows.submission import remove_small_components
 
     scores = []
     for probability, mask in zip(probabilities, masks):
@@ -399,6 +399,6 @@ def read_threshold(folder):
             raise ValueError(f"threshold {threshold!r} outside (0, 1) or min_size "
                              f"{min_size!r} < 0")
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path} is not a threshold file of keras_drn.folds.tune ({error}); "
+        raise ValueError(f"{path} is not a threshold file of keras_drn.workflows.folds.tune ({error}); "
                          "delete it or run keras-drn threshold again.") from error
     return record

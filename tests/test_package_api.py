@@ -12,7 +12,7 @@ import keras_drn
 
 def test_losses_metrics_and_submission_are_attributes_of_the_package():
     assert keras_drn.losses.DiceLoss and keras_drn.metrics.DiceScore
-    assert keras_drn.workflows.submission.rle_encode([[0, 1]]) == "2 1"
+    assert keras_drn.submission.rle_encode([[0, 1]]) == "2 1"
     assert {"losses", "metrics", "submission"} <= set(keras_drn.__all__)
 
 

@@ -42,28 +42,33 @@ def problem_report(problems, what,
     return f"{len(problems)} bad file(s) in {what}: {shown}{more}. {advice}"
 
 
-def open_mask(path):
-    """The array of a single-channel mask file; ``ValueError`` naming the file otherwise."""
+def _mask_array(path):
+    """``(array, None)`` of a single-channel mask file, or ``(None, why not)``."""
     try:
         with Image.open(path) as image:
             if image.mode not in ("1", "L", "P", "I", "I;16"):
-                raise ValueError(
-                    f"Mask {os.fspath(path)!r} has image mode {image.mode!r}; masks must be "
-                    "single-channel class-id images (PIL mode L, P (palette indices), I or "
-                    "I;16).")
-            return np.asarray(image)
+                return None, (f"has image mode {image.mode!r}; masks must be single-channel "
+                              "class-id images (PIL mode L, P (palette indices), I or I;16)")
+            return np.asarray(image), None
     except OSError as error:
-        raise ValueError(f"Cannot read mask {os.fspath(path)!r}: {error}") from None
+        return None, f"cannot be read: {error}"
+
+
+def open_mask(path):
+    """The array of a single-channel mask file; ``ValueError`` naming the file otherwise."""
+    mask, reason = _mask_array(path)
+    if reason is not None:
+        raise ValueError(f"Mask {os.fspath(path)!r} {reason}.")
+    return mask
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _mask_facts(path, stamp):
-    """``(shape, sorted distinct values, None)`` of a mask, or ``(None, None, reason)``.
+    """``(shape, sorted distinct values, None)`` of a mask, or ``(None, None, why not)``.
     ``stamp`` (size, mtime) keys the cache on the file's version."""
-    try:
-        mask = open_mask(path)
-    except ValueError as error:
-        return None, None, str(error)
+    mask, reason = _mask_array(path)
+    if reason is not None:
+        return None, None, f"mask {reason}"
     return mask.shape, tuple(np.unique(mask).tolist()), None
 
 
@@ -73,7 +78,7 @@ def mask_facts(path):
     try:
         stat = os.stat(path)
     except OSError as error:
-        return None, None, f"Cannot read mask {path!r}: {error}"
+        return None, None, f"mask cannot be read: {error}"
     return _mask_facts(path, (stat.st_size, stat.st_mtime_ns))
 
 
@@ -88,7 +93,7 @@ def binary_mask_values(mask_paths, skip_unreadable=False):
         if error is not None:
             if skip_unreadable:
                 continue
-            raise ValueError(error)
+            raise ValueError(f"{os.fspath(path)!r}: {error}.")
         if 1 in values:
             return "0/1"
     return "0/255"

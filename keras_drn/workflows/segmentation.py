@@ -30,10 +30,10 @@ RLE_SPECS = {source.prefix: dict(source.keywords)["order"]
 
 
 def load_data(spec, split, num_classes=None, size=64, seed=0, val_fraction=None,
-              resize=False):
+              resize=False, check=True):
     """A ``keras_drn.data.SegmentationData`` for ``split`` of the source named by ``spec``
-    (``keras_drn.data.load_segmentation``; ``DATA_HELP``), its files checked (every bad one
-    named in one ValueError).
+    (``keras_drn.data.load_segmentation``; ``DATA_HELP``), its files checked unless
+    ``check=False`` (every bad one named in one ValueError).
 
     ``size`` is the synthetic scenes' side; with ``resize`` it also resizes every other
     source's examples to ``size`` x ``size`` (images bilinear, masks nearest), which without
@@ -43,7 +43,7 @@ def load_data(spec, split, num_classes=None, size=64, seed=0, val_fraction=None,
 
     return load_segmentation(spec, split, num_classes=num_classes,
                              size=size if resize or spec == "synthetic" else None, seed=seed,
-                             val_fraction=val_fraction)
+                             val_fraction=val_fraction, check=check)
 
 
 def _rle_folder(folder, split, num_classes, order):

@@ -31,18 +31,22 @@ def test_every_bad_file_is_named_in_one_error(tmp_path):
     _save(train / "masks" / "orphan.png", np.zeros((4, 5), np.uint8))
     _good(train, "wrong_size")
     _save(train / "masks" / "wrong_size.png", np.zeros((4, 6), np.uint8))
+    _good(train, "colour")
+    _save(train / "masks" / "colour.png", np.zeros((4, 5, 3), np.uint8))
     with pytest.raises(ValueError) as error:
         segmentation.load_data(str(tmp_path), "train", num_classes=3)
     message = str(error.value)
-    assert message.startswith("5 bad file(s) in ")
+    assert message.startswith("6 bad file(s) in ")
     assert "images/broken.png' (cannot read the image" in message
     assert "masks/out_of_range.png' (holds label value(s) [7] outside [0, 3) or 255" in message
     assert "images/lonely.png' (no mask lonely.png in" in message
     assert "masks/orphan.png' (no image orphan.* in" in message
     assert "masks/wrong_size.png' (is 4x6 (height x width), its image 4x5)" in message
+    assert "masks/colour.png' (mask has image mode 'RGB'; masks must be single-channel" in message
     assert "fine.png" not in message
     assert {path.rsplit("/", 1)[-1] for path, _ in error.value.problems} == {
-        "broken.png", "out_of_range.png", "lonely.png", "orphan.png", "wrong_size.png"}
+        "broken.png", "out_of_range.png", "lonely.png", "orphan.png", "wrong_size.png",
+        "colour.png"}
 
 
 def test_a_long_list_is_cut_and_counted(tmp_path):
@@ -52,6 +56,8 @@ def test_a_long_list_is_cut_and_counted(tmp_path):
         _good(tmp_path / "train", f"{i:02d}", value=9)
     with pytest.raises(ValueError, match=r"13 bad file\(s\) .*; and 3 more\. Fix or remove"):
         segmentation.load_data(str(tmp_path), "train", num_classes=2)
+    unchecked = segmentation.load_data(str(tmp_path), "train", num_classes=2, check=False)
+    assert unchecked.size == 13 and unchecked.image_size is None  # found when read instead
 
 
 def test_binary_masks_follow_the_folders_convention(tmp_path):
@@ -75,16 +81,17 @@ def test_the_binary_convention_and_the_check_read_each_mask_once(tmp_path, monke
         for stem in "abc":
             _good(tmp_path / split, f"{split}{stem}", value=255)
     opened = []
-    real = checks.open_mask
+    real = checks.Image.open
 
-    def counting(path):
+    def counting(path, *args, **kwargs):
         opened.append(str(path))
-        return real(path)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(checks, "open_mask", counting)
+    monkeypatch.setattr(checks.Image, "open", counting)
     for split in ("train", "val"):
         segmentation.load_data(str(tmp_path), split, num_classes=1)
-    assert len(opened) == 6 == len(set(opened))  # 0/255: the convention reads all six
+    masks = [path for path in opened if "/masks/" in path]
+    assert len(masks) == 6 == len(set(masks))  # 0/255: the convention reads all six
 
 
 def test_readable_images_lists_the_unreadable_ones(tmp_path):

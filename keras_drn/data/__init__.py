@@ -1,7 +1,11 @@
 """keras_drn.data: datasets and input pipelines.
 
 ``make_scenes``, ``scene_split`` and ``CLASS_NAMES`` (the embedded synthetic scenes) need
-only NumPy, ``read_image`` (the one image reader) NumPy and Pillow. The
+only NumPy, ``read_image`` (the one image reader), ``list_images`` (the one folder lister) and
+the checks (``readable_images``, ``check_pairs``) NumPy and Pillow; the data specs'
+registries (``SEGMENTATION_SOURCES``, ``CLASSIFICATION_SOURCES``: their forms and help) need
+nothing more, and ``load_segmentation`` / ``load_classification`` import TensorFlow when they
+load. The
 segmentation and classification sources, the reference augmentation and the batched pipelines
 are ``tf.data`` code: they need TensorFlow (``pip install 'keras-drn[data]'``) whichever Keras
 backend trains, and are imported on first use, so that ``from keras_drn.data import
@@ -37,9 +41,19 @@ _LAZY = {
     "CITYSCAPES_STD": "sources",
     "PET_CLASS_NAMES": "sources",
     "SegmentationData": "sources",
+    "binary_mask_values": "checks",
+    "check_pairs": "checks",
     "folder_mask_values": "sources",
+    "holdout": "sources",
     "image_mask_folders": "sources",
+    "readable_images": "checks",
     "reference_folder": "sources",
+    "resized": "sources",
+    "CLASSIFICATION_SOURCES": "registry",
+    "SEGMENTATION_SOURCES": "registry",
+    "load_classification": "registry",
+    "load_segmentation": "registry",
+    "files_by_stem": "files",
     "rle_csv_folder": "rle_csv",
     "synthetic_scenes": "sources",
     "tfds_dataset": "sources",
@@ -54,7 +68,7 @@ _LAZY = {
     "classification_pipeline": "classification",
     "csv_labels": "classification",
     "image_folder": "classification",
-    "list_images": "classification",
+    "list_images": "files",
     "synthetic_classification": "classification",
     "tfds_classification": "classification",
     "train_val_split": "classification",

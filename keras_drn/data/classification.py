@@ -34,9 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_drn.constants import IMAGE_EXTENSIONS
+from keras_drn.data.files import list_images
 from keras_drn.data.images import image_problem, read_image
-from keras_drn.data.sources import rgb8
+from keras_drn.data.sources import holdout, rgb8
 from keras_drn.data.synthetic import CLASS_NAMES as SCENE_CLASS_NAMES
 from keras_drn.data.synthetic import make_scenes
 
@@ -125,20 +125,6 @@ def _file_source(paths, labels, class_names, name, skipped):
     records = tf.data.Dataset.from_tensor_slices(
         (tf.constant(paths, tf.string), tf.constant(labels, tf.int32)))
     return ClassificationData(records, _decode_file, class_names, len(paths), name, skipped)
-
-
-def list_images(directory, what="folder"):
-    """Sorted paths of the image files (``IMAGE_EXTENSIONS``) directly in ``directory``;
-    ``ValueError`` naming the folder when it is missing or holds no image."""
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise ValueError(f"The {what} {directory!r} does not exist or is not a folder.")
-    paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise ValueError(f"The {what} {directory!r} holds no image files "
-                         f"({', '.join(IMAGE_EXTENSIONS)}).")
-    return paths
 
 
 def image_folder(directory, class_names=None, on_error="skip"):
@@ -310,15 +296,8 @@ def train_val_split(data, val_fraction=0.2, seed=0):
     The same ``seed`` gives the same split on every run and machine; the split happens on the
     undecoded records, so no image is read twice.
     """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1); received {val_fraction!r}.")
-    val_size = int(round(val_fraction * data.size))
-    if not 1 <= val_size < data.size:
-        raise ValueError(f"val_fraction={val_fraction} of the {data.size} examples of "
-                         f"{data.name} leaves an empty split.")
-    order = np.random.default_rng(seed).permutation(data.size)
-    is_val = np.zeros(data.size, bool)
-    is_val[order[:val_size]] = True
+    is_val = holdout(data.size, val_fraction, seed, data.name)
+    val_size = int(is_val.sum())
     is_val = tf.constant(is_val)
 
     def part(keep_val, size, label):

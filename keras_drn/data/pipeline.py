@@ -37,8 +37,10 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
             order), drop the last partial batch. ``False``: keep every example as it is, no
             shuffling, augmentation arguments ignored.
         crop_size: int or ``(height, width)``. Training: the random crop (images smaller than
-            it are padded, image by reflection and mask with 255); required when
-            ``batch_size > 1`` and ``scale != 1``, since rescaled examples differ in size.
+            it are padded, image by reflection and mask with 255); needed when
+            ``batch_size > 1`` and ``scale != 1``, since rescaled examples differ in size:
+            ``None`` then crops to ``data.image_size``, the size its examples share where the
+            source knows it (``size=`` resizes any file source to one).
             Evaluation: a centred crop (padded likewise), for quick validation at a fixed
             size; leave it ``None`` to score whole images, with ``batch_size=1`` when their
             sizes differ (batching examples of different sizes fails when it is reached).
@@ -72,9 +74,13 @@ def segmentation_pipeline(data, batch_size, training, crop_size=None, scale=2.0,
         dataset = dataset.cache("" if cache is True else str(cache))
     if training:
         if crop_size is None and batch_size > 1 and scale != 1:
+            crop_size = data.image_size
+        if crop_size is None and batch_size > 1 and scale != 1:
             raise ValueError(
-                f"Random scaling (scale={scale!r}) makes examples of different sizes: give "
-                f"crop_size to batch them (batch_size={batch_size}), or use batch_size=1."
+                f"Random scaling (scale={scale!r}) makes examples of different sizes and the "
+                f"examples of {data.name} have no one size to crop them to: give crop_size= "
+                f"to batch them (batch_size={batch_size}), size= to resize the data to one "
+                "size, or batch_size=1."
             )
         if not repeat and data.size < batch_size:
             raise ValueError(f"{data.name} has {data.size} examples, fewer than batch_size="

@@ -20,10 +20,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_drn.constants import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.checks import DataError, image_sizes, problem_report
+from keras_drn.data.files import list_images
 from keras_drn.data.images import read_image
-from keras_drn.data.sources import SegmentationData
 from keras_drn.data.rle import ORDERS, rle_decode
+from keras_drn.data.sources import SegmentationData, _split_part, resized, size_pair
 
 __all__ = ["rle_csv_folder"]
 
@@ -61,10 +63,9 @@ def _image_files(image_dir, ids, csv_path):
     """The file of each id: the file named exactly the id, else the one file whose stem is the
     id (an id naming several files by their stem is ambiguous: refused, naming them)."""
     names, by_stem = set(), {}
-    for entry in sorted(os.listdir(image_dir)):
-        if entry.lower().endswith(IMAGE_EXTENSIONS) and not entry.startswith("."):
-            names.add(entry)
-            by_stem.setdefault(os.path.splitext(entry)[0], []).append(entry)
+    for entry in map(os.path.basename, list_images(image_dir, "image folder", allow_empty=True)):
+        names.add(entry)
+        by_stem.setdefault(os.path.splitext(entry)[0], []).append(entry)
     files, missing = [], []
     for image_id in ids:
         if image_id in names:
@@ -98,8 +99,30 @@ def _decode(path, rles, order):
     return image, mask
 
 
+def _check(files, encoded, order, what):
+    """Every image decodes and every RLE fits its image: all the bad files in one error.
+    Returns the images' sizes."""
+    sizes, unreadable = image_sizes(files)
+    unreadable, problems = dict(unreadable), []
+    for path, size, rles in zip(files, sizes, encoded):
+        if path in unreadable:
+            problems.append((path, unreadable[path]))
+        if size is None or not rles:
+            continue
+        for rle in rles.split(_SEPARATOR):
+            try:
+                rle_decode(rle, size, order=order)
+            except ValueError as error:
+                problems.append((path, f"(its RLE mask, at {size[0]}x{size[1]}: {error})"))
+                break
+    if problems:
+        raise DataError(problem_report(problems, what), problems)
+    return sizes
+
+
 def rle_csv_folder(folder, split="train", order="F", class_name="object", id_column=None,
-                   rle_column=None, mean=None, std=None):
+                   rle_column=None, mean=None, std=None, val_fraction=None, seed=0, size=None,
+                   check=False):
     """A binary segmentation source (``num_classes=1``) from ``FOLDER/<split>.csv`` and its
     images (module docstring).
 
@@ -113,6 +136,13 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
             ``ID_COLUMNS`` / ``RLE_COLUMNS`` present, any case).
         mean, std: the normalisation a model of this data should carry (0-1 RGB; default
             ImageNet's).
+        val_fraction: hold out this fraction of ``train.csv``'s images (a ``seed``-ed
+            permutation, ``keras_drn.data.holdout``) as ``split="val"``; ``split="train"`` is
+            the rest. ``None``: ``split`` names the CSV.
+        size: int or ``(height, width)``: resize every example (images bilinear, masks
+            nearest); ``None`` keeps the files' sizes.
+        check: decode every image and RLE now (one ``ValueError`` naming all the bad files)
+            instead of when each is read; also sets ``image_size`` when the images share one.
 
     Returns:
         ``SegmentationData`` with ``num_classes=1``: uint8 ``(H, W, 3)`` images and 0/1 uint8
@@ -124,14 +154,18 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
             (named). ValueError: no id or RLE column, an id naming several files by its stem, a multi-class CSV, an empty CSV; while
             reading, a malformed RLE or one past its image (named with the file).
     """
+    if size is not None:
+        size = size_pair(size)
     if order not in ORDERS:
         raise ValueError(f"order must be 'F' (column-major) or 'C' (row-major); received "
                          f"{order!r}.")
-    csv_path = os.path.join(folder, f"{split}.csv")
+    listed = split if val_fraction is None else "train"
+    csv_path = os.path.join(folder, f"{listed}.csv")
     if not os.path.isfile(csv_path):
         hint = ("" if split == "train" else " A Kaggle folder has one labelled CSV, "
-                "train.csv: validate on a held-out fold of it (keras-drn train --folds K "
-                "--fold I).")
+                "train.csv: give val_fraction=0.2 to hold out a seeded part of it, or "
+                "validate on a held-out fold of it (folds=K, fold=I; keras-drn train --folds "
+                "K --fold I).")
         raise FileNotFoundError(f"{csv_path!r} does not exist.{hint}")
     with open(csv_path, newline="", encoding="utf-8-sig") as stream:  # a BOM is not a name
         reader = csv.DictReader(stream)
@@ -155,8 +189,18 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
         if rle not in EMPTY_CELLS:
             rles.append(rle)
     ids = tuple(records)
-    files = _image_files(_image_folder(folder, split), ids, csv_path)
+    files = _image_files(_image_folder(folder, listed), ids, csv_path)
     encoded = [_SEPARATOR.join(records[i][0]) for i in ids]
+    name = f"{os.path.basename(os.path.normpath(folder))}/{listed}.csv"
+    if val_fraction is not None:
+        kept = _split_part(len(ids), split, val_fraction, seed, repr(csv_path))
+        ids = tuple(ids[i] for i in kept)
+        files, encoded = ([items[i] for i in kept] for items in (files, encoded))
+        name += f" ({split}: {val_fraction:g} held out, seed {seed})"
+    image_size = None
+    if check:
+        sizes = _check(files, encoded, order, repr(name))
+        image_size = sizes[0] if len(set(sizes)) == 1 else None
 
     def decode(path, rles):
         image, mask = tf.numpy_function(lambda p, r: _decode(p, r, order), [path, rles],
@@ -170,9 +214,9 @@ def rle_csv_folder(folder, split="train", order="F", class_name="object", id_col
     examples = {"id": ids, "empty": tuple(not records[i][0] for i in ids)}
     for name in others:  # (a column named "empty" would not replace the RLE's)
         examples.setdefault(name.strip(), tuple(str(records[i][1][name.strip()]) for i in ids))
-    return SegmentationData(
+    data = SegmentationData(
         dataset=dataset, num_classes=1, class_names=(class_name,),
         mean=IMAGENET_MEAN if mean is None else mean,
         std=IMAGENET_STD if std is None else std,
-        size=len(ids), name=f"{os.path.basename(os.path.normpath(folder))}/{split}.csv",
-        examples=examples)
+        size=len(ids), name=name, examples=examples, image_size=image_size)
+    return data if size is None else resized(data, size)

@@ -16,7 +16,13 @@ image, a mask value outside ``[0, num_classes)`` other than 255, or an image and
 different sizes, stops the iteration with an error that names the file, the value or both
 sizes (raised through ``tf.data`` as ``tf.errors.InvalidArgumentError`` carrying the message).
 Empty lists, missing files and folders are reported when the source is built, before anything
-is read.
+is read. With ``check=True`` the file sources check every pair when they are built instead
+(``keras_drn.data.checks``: one ``ValueError`` naming all the bad files), as the data specs
+of ``keras_drn.data.registry`` do before training.
+
+``size=`` resizes the examples of the file sources (images bilinear, masks nearest);
+``val_fraction=`` holds out a seeded part of a folder's training files as its ``"val"``
+split, for folders without one.
 
 Feed a source to ``keras_drn.data.segmentation_pipeline`` for batches ready for ``model.fit``.
 """
@@ -24,14 +30,18 @@ Feed a source to ``keras_drn.data.segmentation_pipeline`` for batches ready for 
 import dataclasses
 import functools
 import json
+import numbers
 import os
 import pathlib
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from keras_drn.constants import IGNORE_LABEL, IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.constants import IGNORE_LABEL, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.checks import BINARY_MASK_VALUES, DataError, binary_mask_values, check_pairs
+from keras_drn.data.checks import open_mask as _open_mask
+from keras_drn.data.checks import problem_report
+from keras_drn.data.files import files_by_stem
 from keras_drn.data.images import read_image
 from keras_drn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
 from keras_drn.data.synthetic import make_scenes
@@ -44,9 +54,12 @@ __all__ = [
     "IMAGENET_STD",
     "PET_CLASS_NAMES",
     "SegmentationData",
+    "binary_mask_values",
     "folder_mask_values",
+    "holdout",
     "image_mask_folders",
     "reference_folder",
+    "resized",
     "synthetic_scenes",
     "tfds_dataset",
 ]
@@ -92,6 +105,9 @@ class SegmentationData:
             CSV's image id), and where known ``"empty"`` (bool: the mask has no object
             pixel) and a CSV source's other columns (str). K-fold splits use them
             (``keras_drn.workflows.folds``).
+        image_size: ``(height, width)`` shared by every example, where the source knows it
+            (the synthetic scenes, resized data, checked files of one size), else ``None``:
+            a natural training crop (``segmentation_pipeline`` defaults ``crop_size`` to it).
     """
 
     dataset: tf.data.Dataset
@@ -102,6 +118,7 @@ class SegmentationData:
     size: int
     name: str
     examples: dict = None
+    image_size: tuple = None
 
     def __post_init__(self):
         if not isinstance(self.num_classes, int) or not 1 <= self.num_classes <= IGNORE_LABEL:
@@ -128,45 +145,83 @@ class SegmentationData:
             if "id" not in lengths or set(lengths.values()) != {self.size}:
                 raise ValueError(f"examples must hold 'id' and {self.size} values per key "
                                  f"(one per example); received lengths {lengths}.")
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", size_pair(self.image_size, "image_size"))
 
 
-BINARY_MASK_VALUES = ("0/1", "0/255")
-
-
-def _open_mask(path):
+def size_pair(size, name="size"):
+    """``(height, width)`` of an int or a pair of positive ints; ``ValueError`` otherwise."""
+    pair = (size, size) if isinstance(size, (int, np.integer)) else size
     try:
-        with Image.open(path) as image:
-            if image.mode not in ("1", "L", "P", "I", "I;16"):
-                raise ValueError(
-                    f"Mask {path!r} has image mode {image.mode!r}; masks must be single-channel "
-                    "class-id images (PIL mode L, P (palette indices), I or I;16)."
-                )
-            return np.asarray(image)
-    except OSError as error:
-        raise ValueError(f"Cannot read mask {path!r}: {error}") from None
+        pair = tuple(pair)
+    except TypeError:
+        pair = ()
+    if (len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair)
+            or min(pair) < 1):
+        raise ValueError(f"{name} must be a positive int or (height, width); received "
+                         f"{name}={size!r}.")
+    return tuple(int(v) for v in pair)
 
 
-def binary_mask_values(mask_paths):
-    """The convention of a binary dataset's masks, decided from all of them: ``"0/1"`` (1
-    object, 255 ignore) when any mask holds a 1, else ``"0/255"`` (255 object). Reads the masks
-    until one holds a 1 (all of them for a 0/255 dataset)."""
-    for path in mask_paths:
-        if np.any(_open_mask(path) == 1):
-            return "0/1"
-    return "0/255"
+def _resize_pair(image, mask, size):
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+    image.set_shape([*size, 3])
+    mask.set_shape(size)
+    return image, mask
 
 
-def folder_mask_values(data_dir):
+def resized(data, size):
+    """``data`` with every example resized to ``size`` (int or ``(height, width)``): images
+    bilinear (antialiased when shrinking, rounded back to uint8), masks nearest, so class ids
+    and 255 (ignore) stay as they are."""
+    size = size_pair(size)
+    return dataclasses.replace(
+        data, dataset=data.dataset.map(lambda image, mask: _resize_pair(image, mask, size),
+                                       num_parallel_calls=tf.data.AUTOTUNE),
+        image_size=size)
+
+
+def holdout(count, val_fraction, seed=0, name="the data"):
+    """Which of ``count`` examples a seeded split holds out for validation: a bool array with
+    ``round(val_fraction * count)`` ``True``, the same for a ``seed`` on every run and machine
+    (a NumPy permutation). ``ValueError`` for a fraction outside (0, 1) or an empty part."""
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not (
+            0 < val_fraction < 1):
+        raise ValueError(f"val_fraction must be in (0, 1); received val_fraction="
+                         f"{val_fraction!r}.")
+    val_size = int(round(val_fraction * count))
+    if not 1 <= val_size < count:
+        raise ValueError(f"val_fraction={val_fraction} of the {count} examples of {name} "
+                         "leaves an empty split.")
+    held = np.zeros(count, bool)
+    held[np.random.default_rng(seed).permutation(count)[:val_size]] = True
+    return held
+
+
+def _split_part(count, split, val_fraction, seed, name):
+    """The indices of ``split`` (``"train"`` or ``"val"``) of ``holdout``'s split."""
+    if split not in ("train", "val"):
+        raise ValueError(f"val_fraction= splits the training files into 'train' and 'val'; "
+                         f"received split={split!r}.")
+    held = holdout(count, val_fraction, seed, name)
+    return [i for i in range(count) if held[i] == (split == "val")]
+
+
+def folder_mask_values(data_dir, skip_unreadable=False):
     """``binary_mask_values`` over the masks of every split of a folder dataset (an image/mask
-    folder's ``<split>/masks/*.png``, a reference folder's ``<split>_labels.txt`` lists), so
-    that its splits, trained or evaluated, read 255 alike: a validation split whose masks hold
-    no object pixel takes the training split's convention, not one of its own."""
+    folder's ``<split>/masks/*.png`` or flat ``masks/*.png``, a reference folder's
+    ``<split>_labels.txt`` lists), so that its splits, trained or evaluated, read 255 alike: a
+    validation split whose masks hold no object pixel takes the training split's convention,
+    not one of its own. The masks read here are not read again by the check before training
+    (``keras_drn.data.checks``)."""
     data_dir = pathlib.Path(data_dir)
-    masks = sorted(path for path in data_dir.glob("*/masks/*")
+    masks = sorted(path for pattern in ("*/masks/*", "masks/*") for path in data_dir.glob(pattern)
                    if path.suffix.lower() in MASK_EXTENSIONS)
     for listing in sorted(data_dir.glob("*_labels.txt")):
         masks += [data_dir / line for line in _read_list(listing)]
-    return binary_mask_values(masks)
+    return binary_mask_values(masks, skip_unreadable)
 
 
 def _check_mask_values(mask_values, num_classes):
@@ -228,6 +283,28 @@ def _file_dataset(image_paths, mask_paths, num_classes, mask_values=None):
     return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _pairs_source(images, masks, ids, num_classes, mask_values, size, check, problems=(),
+                  **fields):
+    """A ``SegmentationData`` of paired files: checked first with ``check`` (every bad file,
+    ``problems`` found before included, in one ``DataError``), resized to ``size``."""
+    if size is not None:
+        size = size_pair(size)
+    _check_mask_values(mask_values, num_classes)
+    if problems and not check:
+        raise DataError(problem_report(list(problems), repr(fields["name"])), problems)
+    if num_classes == 1 and mask_values is None:
+        mask_values = binary_mask_values(masks, skip_unreadable=check)
+    image_size = None
+    if check:
+        sizes = check_pairs(images, masks, num_classes, mask_values, problems,
+                            what=repr(fields["name"]))
+        image_size = sizes[0] if len(set(sizes)) == 1 else None
+    data = SegmentationData(dataset=_file_dataset(images, masks, num_classes, mask_values),
+                            num_classes=num_classes, size=len(images),
+                            examples={"id": tuple(ids)}, image_size=image_size, **fields)
+    return data if size is None else resized(data, size)
+
+
 def _check_files_exist(paths, listed_in):
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -248,7 +325,8 @@ def _read_list(path):
     return lines
 
 
-def reference_folder(data_dir, split="train", num_classes=None, mask_values=None):
+def reference_folder(data_dir, split="train", num_classes=None, mask_values=None,
+                     val_fraction=None, seed=0, size=None, check=False):
     """A dataset folder in the DRN reference's format (fyu/drn ``segment.py``, ``SegList``).
 
     The folder holds ``{split}_images.txt`` and ``{split}_labels.txt`` (one path per line,
@@ -267,6 +345,15 @@ def reference_folder(data_dir, split="train", num_classes=None, mask_values=None
             ``"0/255"`` (255 = object), or ``None``: decided from all the split's masks
             (``binary_mask_values``: "0/1" when any mask holds a 1), never per mask, so a
             0/1/255 mask without object pixels keeps its 255 as ignore.
+        val_fraction: for a folder without ``val`` lists: the fraction of the ``train`` lists
+            held out, by a ``seed``-ed permutation (``holdout``), as the ``"val"`` split;
+            ``split="train"`` is the rest.
+        seed: the seed of that split.
+        size: int or ``(height, width)``: resize every example (images bilinear, masks
+            nearest); ``None`` keeps the files' sizes.
+        check: check every file now (``keras_drn.data.checks.check_pairs``: one
+            ``ValueError`` naming all the bad ones) instead of when each is read; also sets
+            ``image_size`` when all the images share one size.
 
     Returns:
         ``SegmentationData`` (class names from ``info.json`` or ``"class_0"``, ...).
@@ -274,7 +361,8 @@ def reference_folder(data_dir, split="train", num_classes=None, mask_values=None
     Raises:
         FileNotFoundError: a list file, ``info.json`` or a listed file is missing (named).
         ValueError: an empty list, lists of different lengths, a bad ``info.json``; while
-            reading: a mask value out of range or an image/mask size mismatch.
+            reading (or when built, with ``check``): a mask value out of range or an
+            image/mask size mismatch.
     """
     info_path = os.path.join(data_dir, "info.json")
     if not os.path.isfile(info_path):
@@ -308,47 +396,46 @@ def reference_folder(data_dir, split="train", num_classes=None, mask_values=None
     if names is None:
         names = [f"class_{i}" for i in range(num_classes)]
 
-    image_list = os.path.join(data_dir, f"{split}_images.txt")
-    label_list = os.path.join(data_dir, f"{split}_labels.txt")
-    images = [os.path.join(data_dir, p) for p in _read_list(image_list)]
+    listed = split
+    if val_fraction is not None:
+        own = os.path.join(data_dir, "val_images.txt")
+        if os.path.isfile(own):
+            raise ValueError(f"{data_dir!r} has its own val split ({own!r}): leave "
+                             "val_fraction= unset.")
+        listed = "train"
+    image_list = os.path.join(data_dir, f"{listed}_images.txt")
+    label_list = os.path.join(data_dir, f"{listed}_labels.txt")
+    if split == "val" and not os.path.isfile(image_list) and os.path.isfile(
+            os.path.join(data_dir, "train_images.txt")):
+        raise FileNotFoundError(f"{data_dir!r} has a train split but no val split "
+                                f"({image_list!r} does not exist): {NO_VAL_HINT}")
+    relative = _read_list(image_list)
+    images = [os.path.join(data_dir, p) for p in relative]
     labels = [os.path.join(data_dir, p) for p in _read_list(label_list)]
     if len(images) != len(labels):
         raise ValueError(f"{image_list!r} lists {len(images)} images but {label_list!r} lists "
                          f"{len(labels)} labels.")
     _check_files_exist(images, image_list)
     _check_files_exist(labels, label_list)
-    _check_mask_values(mask_values, num_classes)
-    return SegmentationData(
-        dataset=_file_dataset(images, labels, num_classes, mask_values),
-        num_classes=num_classes,
-        class_names=tuple(names),
-        mean=info["mean"],
-        std=info["std"],
-        size=len(images),
-        name=f"{os.path.basename(os.path.normpath(data_dir))}/{split}",
-        examples={"id": tuple(os.path.splitext(p)[0] for p in _read_list(image_list))},
-    )
+    name = f"{os.path.basename(os.path.normpath(data_dir))}/{split}"
+    if val_fraction is not None:
+        kept = _split_part(len(images), split, val_fraction, seed, repr(image_list))
+        images, labels, relative = ([items[i] for i in kept]
+                                    for items in (images, labels, relative))
+        name += f" ({val_fraction:g} of train held out, seed {seed})"
+    return _pairs_source(
+        images, labels, [os.path.splitext(p)[0] for p in relative], num_classes, mask_values,
+        size, check, class_names=tuple(names), mean=info["mean"], std=info["std"], name=name)
 
 
-def _files_by_stem(folder, extensions, what):
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{what} folder {folder!r} does not exist.")
-    found = {}
-    for entry in sorted(os.listdir(folder)):
-        stem, extension = os.path.splitext(entry)
-        if entry.startswith(".") or extension.lower() not in extensions:
-            continue
-        if stem in found:
-            raise ValueError(f"Two {what} files share the stem {stem!r} in {folder!r}: "
-                             f"{os.path.basename(found[stem])!r} and {entry!r}.")
-        found[stem] = os.path.join(folder, entry)
-    if not found:
-        raise ValueError(f"{what} folder {folder!r} holds no {'/'.join(extensions)} files.")
-    return found
+# What a folder without a validation split can do instead.
+NO_VAL_HINT = ("give val_fraction=0.2 to hold out a seeded fifth of the training files for "
+                "validation, or folds=5 to validate on a held-out fold (k-fold).")
 
 
 def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=None,
-                       std=None, mask_values=None):
+                       std=None, mask_values=None, val_fraction=None, split="train", seed=0,
+                       size=None, check=False):
     """Images in one folder, their masks in another, paired by file stem.
 
     ``image_dir/abc.jpg`` (or any of ``keras_drn.constants.IMAGE_EXTENSIONS``, any case)
@@ -365,41 +452,38 @@ def image_mask_folders(image_dir, mask_dir, num_classes, class_names=None, mean=
             backbones; compute your dataset's own for training from scratch.
         mask_values: binary masks only: ``"0/1"``, ``"0/255"`` or ``None`` (decided from all
             the masks), as ``reference_folder``'s.
+        val_fraction, split, seed: ``None``: every pair (``split`` unused); a fraction: the
+            ``seed``-ed part (``holdout``) of the pairs held out for validation
+            (``split="val"``) or the rest (``split="train"``).
+        size, check: as ``reference_folder``'s.
 
     Returns:
         ``SegmentationData``.
 
     Raises:
         FileNotFoundError: a folder is missing.
-        ValueError: a folder holds no usable files, a stem has no partner (each one named), two
-            images share a stem; while reading: a mask value out of range or a size mismatch.
+        ValueError: a folder holds no usable files, a stem has no partner (each one named,
+            with the other bad files under ``check``), two images share a stem; while reading
+            (or when built, with ``check``): a mask value out of range or a size mismatch.
     """
-    images = _files_by_stem(image_dir, IMAGE_EXTENSIONS, "image")
-    masks = _files_by_stem(mask_dir, MASK_EXTENSIONS, "mask")
-    lonely_images = sorted(set(images) - set(masks))
-    lonely_masks = sorted(set(masks) - set(images))
-    if lonely_images or lonely_masks:
-        problems = []
-        if lonely_images:
-            problems.append(f"images without a mask in {mask_dir!r}: "
-                            f"{[os.path.basename(images[s]) for s in lonely_images]}")
-        if lonely_masks:
-            problems.append(f"masks without an image in {image_dir!r}: "
-                            f"{[os.path.basename(masks[s]) for s in lonely_masks]}")
-        raise ValueError("Unpaired files: " + "; ".join(problems) + ".")
-    stems = sorted(images)
-    _check_mask_values(mask_values, num_classes)
-    return SegmentationData(
-        dataset=_file_dataset([images[s] for s in stems], [masks[s] for s in stems],
-                              num_classes, mask_values),
-        num_classes=num_classes,
+    images = files_by_stem(image_dir, "image")
+    masks = files_by_stem(mask_dir, "mask", MASK_EXTENSIONS)
+    problems = [(images[s], f"(no mask {s}.png in {os.fspath(mask_dir)!r})")
+                for s in sorted(set(images) - set(masks))]
+    problems += [(masks[s], f"(no image {s}.* in {os.fspath(image_dir)!r})")
+                 for s in sorted(set(masks) - set(images))]
+    stems = sorted(set(images) & set(masks))
+    name = os.path.basename(os.path.normpath(image_dir))
+    if val_fraction is not None and stems:
+        stems = [stems[i] for i in _split_part(len(stems), split, val_fraction, seed,
+                                               repr(os.fspath(image_dir)))]
+        name += f"/{split} ({val_fraction:g} held out, seed {seed})"
+    return _pairs_source(
+        [images[s] for s in stems], [masks[s] for s in stems], stems, num_classes,
+        mask_values, size, check, problems,
         class_names=class_names or tuple(f"class_{i}" for i in range(num_classes)),
         mean=IMAGENET_MEAN if mean is None else mean,
-        std=IMAGENET_STD if std is None else std,
-        size=len(stems),
-        name=os.path.basename(os.path.normpath(image_dir)),
-        examples={"id": tuple(stems)},
-    )
+        std=IMAGENET_STD if std is None else std, name=name)
 
 
 def _lookup_table(mapping, size=256):
@@ -565,4 +649,5 @@ def synthetic_scenes(split="train", count=None, size=64, seed=0):
         std=std,
         size=count,
         name=f"synthetic/{split}",
+        image_size=(size, size),
     )

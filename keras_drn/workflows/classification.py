@@ -31,15 +31,11 @@ from keras_drn import atomic
 from keras_drn.workflows import precision
 from keras_drn.workflows import runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.data.registry import CLASSIFICATION_SOURCES
 from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
 from keras_drn.models.trainable import set_trainable
 
-DATA_HELP = (
-    "'synthetic' (the embedded scenes labelled by their object: disk, line, square), "
-    "'tfds:<name>' (a TFDS image classification dataset), a folder with one subfolder of "
-    "images per class, or a CSV file of (filename, label) rows (images beside it or in "
-    "--image-dir)"
-)
+DATA_HELP = CLASSIFICATION_SOURCES.help()
 
 
 def build_classifier(num_classes, backbone="drn_d_22", weights=None, mean=IMAGENET_MEAN,
@@ -92,21 +88,11 @@ def set_backbone_trainable(model, trainable, train_bn=True):
 
 def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error="skip"):
     """``(train, val)`` ``ClassificationData`` of the source named by ``spec`` (see
-    ``DATA_HELP``); the folder, CSV and TFDS sources are split by ``seed``."""
-    from keras_drn import data
+    ``DATA_HELP``; ``keras_drn.data.load_classification``); the folder, CSV and TFDS sources
+    are split by ``seed``."""
+    from keras_drn.data import load_classification
 
-    if spec == "synthetic":
-        return (data.synthetic_classification("train", size=size, seed=seed),
-                data.synthetic_classification("val", size=size, seed=seed))
-    if spec.startswith("tfds:"):
-        source = data.tfds_classification(spec[len("tfds:"):], "train")
-    elif spec.lower().endswith(".csv"):
-        source = data.csv_labels(spec, image_dir, on_error=on_error)
-    elif os.path.isdir(spec):
-        source = data.image_folder(spec, on_error=on_error)
-    else:
-        raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
-    return data.train_val_split(source, val_fraction, seed)
+    return load_classification(spec, val_fraction, image_dir, size, seed, on_error)
 
 
 def _compile(model, learning_rate, weight_decay):

@@ -18,57 +18,40 @@ import numpy as np
 from PIL import Image
 
 from keras_drn import atomic
+from keras_drn.data.registry import SEGMENTATION_SOURCES
 from keras_drn.workflows import distribute
 from keras_drn.workflows import precision
 from keras_drn.workflows import runs
 
-DATA_HELP = (
-    "'synthetic' (the embedded scenes), 'tfds:<name>' (oxford_iiit_pet, cityscapes), a folder "
-    "in the reference's format (info.json, <split>_images.txt, <split>_labels.txt) or a folder "
-    "with <split>/images and <split>/masks (needs num_classes), or a Kaggle-shaped binary "
-    "folder, 'rle:FOLDER' ('rle-c:FOLDER' for row-major RLEs) or any folder holding train.csv "
-    "(ImageId,EncodedPixels run-length-encoded masks) and images/ (validate on a fold: "
-    "--folds K --fold I)"
-)
-RLE_SPECS = {"rle:": "F", "rle-c:": "C"}  # spec prefix -> pixel order of the CSV's RLEs
+DATA_HELP = SEGMENTATION_SOURCES.help()
+# spec prefix -> pixel order of the CSV's RLEs
+RLE_SPECS = {source.prefix: dict(source.keywords)["order"]
+             for source in SEGMENTATION_SOURCES.sources if "order" in dict(source.keywords)}
 
 
-def load_data(spec, split, num_classes=None, size=64, seed=0):
+def load_data(spec, split, num_classes=None, size=64, seed=0, val_fraction=None,
+              resize=False, check=True):
     """A ``keras_drn.data.SegmentationData`` for ``split`` of the source named by ``spec``
-    (see ``DATA_HELP``); ValueError naming the spec when it is none of those."""
-    from keras_drn import data
+    (``keras_drn.data.load_segmentation``; ``DATA_HELP``), its files checked unless
+    ``check=False`` (every bad one named in one ValueError).
 
-    if spec == "synthetic":
-        return data.synthetic_scenes(split, size=size, seed=seed)
-    if spec.startswith("tfds:"):
-        return data.tfds_dataset(spec[len("tfds:"):], split)
-    for prefix, order in RLE_SPECS.items():
-        if spec.startswith(prefix):
-            return _rle_folder(spec[len(prefix):], split, num_classes, order)
-    folder = pathlib.Path(spec)
-    # Binary masks: one 0/1 or 0/255 convention for every split of the folder.
-    mask_values = data.folder_mask_values(folder) if num_classes == 1 else None
-    if (folder / "info.json").is_file():
-        return data.reference_folder(folder, split, num_classes=num_classes,
-                                     mask_values=mask_values)
-    if (folder / split / "images").is_dir():
-        if num_classes is None:
-            raise ValueError(f"{spec!r} is an image/mask folder: give the number of classes "
-                             "(--num-classes).")
-        return data.image_mask_folders(folder / split / "images", folder / split / "masks",
-                                       num_classes, mask_values=mask_values)
-    if (folder / "train.csv").is_file():
-        return _rle_folder(folder, split, num_classes, "F")
-    raise ValueError(f"Unknown data {spec!r}: expected {DATA_HELP}.")
+    ``size`` is the synthetic scenes' side; with ``resize`` it also resizes every other
+    source's examples to ``size`` x ``size`` (images bilinear, masks nearest), which without
+    it keep their files' sizes. ``val_fraction`` holds out a seeded part (``seed``) of a
+    folder's training files as its ``"val"`` split, for folders without one."""
+    from keras_drn.data import load_segmentation
+
+    return load_segmentation(spec, split, num_classes=num_classes,
+                             size=size if resize or spec == "synthetic" else None, seed=seed,
+                             val_fraction=val_fraction, check=check)
 
 
 def _rle_folder(folder, split, num_classes, order):
-    from keras_drn import data
+    from keras_drn.data import loaders
 
-    if num_classes not in (None, 1):
-        raise ValueError(f"{folder} is a Kaggle CSV folder of binary masks (num_classes=1); "
-                         f"received num_classes={num_classes}.")
-    return data.rle_csv_folder(folder, split, order=order)
+    return loaders.segmentation_rle(os.fspath(folder), split=split, num_classes=num_classes,
+                                    size=None, seed=0, val_fraction=None, mask_values=None,
+                                    check=True, order=order)
 
 
 def load_segmenter(model_path):

@@ -17,7 +17,7 @@ from keras_drn.data import (
     image_mask_folders,
     read_image,
 )
-from keras_drn.data import classification, sources
+from keras_drn.data import classification, files, sources
 
 
 def _gradient16(height=24, width=40):
@@ -185,9 +185,9 @@ def test_unreadable_files_are_value_errors_naming_them(tmp_path):
 
 def test_one_list_of_extensions(tmp_path):
     """Both kinds of sources pick up every extension of keras_drn.constants (the segmentation
-    folders used to skip .tif, .webp and .gif files)."""
-    assert sources.IMAGE_EXTENSIONS is constants.IMAGE_EXTENSIONS
-    assert classification.IMAGE_EXTENSIONS is constants.IMAGE_EXTENSIONS
+    folders used to skip .tif, .webp and .gif files): they list folders with the one lister."""
+    assert files.list_images.__defaults__[1] is constants.IMAGE_EXTENSIONS
+    assert classification.list_images is files.list_images
     (tmp_path / "img").mkdir()
     (tmp_path / "mask").mkdir()
     for i, extension in enumerate(constants.IMAGE_EXTENSIONS):

@@ -1,6 +1,8 @@
 """segmentation_pipeline: batches of raw 0-255 RGB (the model normalises), shuffling and
 augmentation by seed, and model.fit on the backend under test (KERAS_BACKEND) fed by tf.data."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -115,9 +117,12 @@ def test_repeat_and_cache():
 
 def test_bad_arguments():
     data = _scenes(3)
-    with pytest.raises(ValueError, match="give crop_size to batch them"):
-        segmentation_pipeline(data, 2, True)
+    unsized = dataclasses.replace(data, image_size=None)  # examples of unknown sizes
+    with pytest.raises(ValueError, match="give crop_size= to batch them.*size= to resize"):
+        segmentation_pipeline(unsized, 2, True)
     segmentation_pipeline(data, 1, True)  # one example per batch: any size
+    (images, _), = _batches(segmentation_pipeline(data, 2, True, shuffle_buffer=0).take(1))
+    assert images.shape == (2, 32, 32, 3)  # cropped to the scenes' size by default
     segmentation_pipeline(data, 2, True, scale=1.0)  # fixed-size scenes, no rescaling
     with pytest.raises(ValueError, match="synthetic/train has 3 examples, fewer than"):
         segmentation_pipeline(data, 4, True, crop_size=8)

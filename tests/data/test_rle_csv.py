@@ -120,3 +120,20 @@ def test_a_csv_with_a_utf8_byte_order_mark_is_read(tmp_path):
     data = rle_csv_folder(root)
     assert data.examples["id"] == ("a",)
     assert _masks(data)[0].sum() == 3
+
+
+def test_val_fraction_and_check_of_a_csv_folder(tmp_path):
+    from keras_drn.workflows import segmentation as segment
+
+    root = _folder(tmp_path / "ok", [[name, "1 3"] for name in "abcdef"])
+    with pytest.raises(FileNotFoundError, match="val.csv' does not exist.*val_fraction=0.2"):
+        segment.load_data(f"rle:{root}", "val")
+    val = segment.load_data(f"rle:{root}", "val", val_fraction=0.5, seed=2)
+    train = segment.load_data(f"rle:{root}", "train", val_fraction=0.5, seed=2)
+    assert sorted(val.examples["id"] + train.examples["id"]) == list("abcdef")
+    assert val.size == 3 and val.image_size == (5, 7) and len(_masks(val)) == 3
+    broken = _folder(tmp_path / "broken", [["a", "30 10"], ["b", ""], ["c", "1 2"]])
+    (broken / "images" / "b.png").write_bytes(b"oops")
+    with pytest.raises(ValueError, match=r"2 bad file\(s\) .*a\.png' \(its RLE mask, at 5x7: "
+                                         r".*beyond the 35.*b\.png' \(cannot read"):
+        segment.load_data(f"rle:{broken}", "train")

@@ -360,4 +360,71 @@ def test_unknown_tfds_name_lists_the_supported_ones():
         tfds_dataset("voc", "train")
 
 
+
+def test_resized_images_bilinear_and_masks_nearest(tmp_path):
+    from keras_drn.data import resized
+
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[:, 3:] = 200
+    mask = np.zeros((4, 6), np.uint8)
+    mask[:, 3:] = 2
+    mask[0, 0] = 255
+    _save(tmp_path / "img" / "a.png", image)
+    _save(tmp_path / "mask" / "a.png", mask)
+    data = resized(image_mask_folders(tmp_path / "img", tmp_path / "mask", 3), (8, 12))
+    assert data.image_size == (8, 12)
+    (read_image, read_mask), = _read_all(data)
+    assert read_image.dtype == np.uint8 and read_image.shape == (8, 12, 3)
+    assert 0 < read_image[0, 5, 0] < 200  # bilinear: a blend at the edge
+    assert set(np.unique(read_mask)) == {0, 2, 255}  # nearest: the ids as they were
+    np.testing.assert_array_equal(read_mask[:, ::2][:, 3:], 2)
+    with pytest.raises(ValueError, match="size must be a positive int or \\(height, width\\); "
+                                         "received size=0"):
+        image_mask_folders(tmp_path / "img", tmp_path / "mask", 3, size=0)
+
+
+def test_holdout_is_seeded_and_refuses_empty_parts():
+    from keras_drn.data import holdout
+
+    held = holdout(10, 0.3, seed=4)
+    assert held.sum() == 3
+    np.testing.assert_array_equal(holdout(10, 0.3, seed=4), held)
+    assert not np.array_equal(holdout(10, 0.3, seed=5), held)
+    with pytest.raises(ValueError, match="val_fraction=0.01 of the 10 examples .* empty"):
+        holdout(10, 0.01)
+    with pytest.raises(ValueError, match="val_fraction must be in \\(0, 1\\); received "
+                                         "val_fraction=1"):
+        holdout(10, 1)
+
+
+def test_reference_folder_val_fraction_and_check(tmp_path):
+    pairs = [(_image(5, 6, i), _mask(5, 6, seed=i)) for i in range(5)]
+    folder = _reference_dir(tmp_path, pairs, {"mean": [0.1] * 3, "std": [0.2] * 3,
+                                              "num_classes": 4})
+    with pytest.raises(FileNotFoundError, match="has a train split but no val split .* give "
+                                                "val_fraction=0.2 .* or folds=5"):
+        reference_folder(folder, "val")
+    val = reference_folder(folder, "val", val_fraction=0.4, seed=1, check=True)
+    train = reference_folder(folder, "train", val_fraction=0.4, seed=1, check=True)
+    assert (val.size, train.size) == (2, 3) and val.image_size == (5, 6)
+    assert sorted(val.examples["id"] + train.examples["id"]) == [f"images/{i}" for i in range(5)]
+    bad = _mask(5, 6)
+    bad[1, 1] = 9
+    _save(folder / "labels" / "3.png", bad)
+    (folder / "images" / "4.png").write_bytes(b"broken")
+    with pytest.raises(ValueError, match=r"2 bad file\(s\) .*labels/3\.png' \(holds label "
+                                         r"value\(s\) \[9\].*images/4\.png' \(cannot read"):
+        reference_folder(folder, "train", check=True)
+    reference_folder(folder, "train")  # unchecked: found when read, as before
+
+
+def test_image_size_is_known_where_the_examples_share_one(tmp_path):
+    assert synthetic_scenes("val", count=2, size=24).image_size == (24, 24)
+    for stem, (height, width) in {"a": (4, 5), "b": (4, 6)}.items():
+        _save(tmp_path / "img" / f"{stem}.png", _image(height, width))
+        _save(tmp_path / "mask" / f"{stem}.png", _mask(height, width))
+    assert image_mask_folders(tmp_path / "img", tmp_path / "mask", 4, check=True).image_size is None
+    assert image_mask_folders(tmp_path / "img", tmp_path / "mask", 4).image_size is None
+
+
 pytestmark = pytest.mark.backend_independent  # no Keras op: CI runs it on TensorFlow only

@@ -1,4 +1,5 @@
-"""The documentation runs as written: every fenced code block of README.md and docs/*.md.
+"""The documentation runs as written: every fenced code block of README.md, CONTRIBUTING.md and
+docs/*.md.
 
 ``python`` blocks run in this process (in a fresh namespace), ``bash``/``sh``/``console``
 blocks in ``bash -euo pipefail``, all of one page in order in one temporary folder holding
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN = {"python", "bash", "sh", "console"}
 TEXT = {"text", "json", "yaml", "toml"}
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -46,10 +47,11 @@ def blocks(page):
     return found
 
 
-def test_every_block_is_run_or_says_why_not():
+def problems_and_skips(pages):
+    """(problems, skipped blocks) of the fences and not-run markers of ``pages``."""
     skips, problems = [], []
-    for page in PAGES:
-        name = page.relative_to(ROOT)
+    for page in pages:
+        name = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page.name
         for language, _, reason, line in blocks(page):
             if language not in RUN | TEXT:
                 problems.append(f"{name}:{line}: fence language {language!r} is neither run "
@@ -61,13 +63,30 @@ def test_every_block_is_run_or_says_why_not():
                 elif not reason:
                     problems.append(f"{name}:{line}: 'not run' without a reason")
                 skips.append(f"{name}:{line}")
-        markers = len(re.findall(r"<!--\s*not run:", page.read_text()))
+        markers = len(re.findall(r"^<!--\s*not run:", page.read_text(), re.MULTILINE))
         marked = sum(reason is not None for *_, reason, _ in blocks(page))
         if markers != marked:
             problems.append(f"{name}: {markers - marked} not-run marker(s) not right before a "
                             "code block")
+    return problems, skips
+
+
+def test_every_block_is_run_or_says_why_not():
+    problems, skips = problems_and_skips(PAGES)
     assert not problems, "\n".join(problems)
     assert len(skips) <= MAX_NOT_RUN, f"{len(skips)} blocks not run: {skips}"
+
+
+def test_a_skip_without_a_reason_or_an_unknown_fence_is_a_problem(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- not run: -->\n```bash\nfalse\n```\n\n```shell\nfalse\n```\n\n"
+                    "<!-- not run: stray -->\n\ntext\n")
+    problems, skips = problems_and_skips([page])
+    assert skips == ["page.md:2"]
+    assert problems == ["page.md:2: 'not run' without a reason",
+                        "page.md:6: fence language 'shell' is neither run (['bash', 'console', "
+                        "'python', 'sh']) nor text (['json', 'text', 'toml', 'yaml'])",
+                        "page.md: 1 not-run marker(s) not right before a code block"]
 
 
 def _png(path, array):

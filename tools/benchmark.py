@@ -573,7 +573,10 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
-    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw results here")
+    parser.add_argument("--output", metavar="FILE", help="also write the table as a "
+                        "docs/benchmarks record (tools/benchmark_record.py; "
+                        "tools/speed_page.py renders it)")
     return parser
 
 
@@ -629,7 +632,49 @@ def main(argv=None):
         from keras_drn.atomic import write_atomically
 
         write_atomically(args.json, lambda path: _dump(path, info, results))
+    if args.output:
+        write_record(args.output, results, args.steps, args.rounds)
     return 0
+
+
+# Optional ratio columns: result key -> column name (as format_table prints them).
+BASELINES = {"fused_batch_norm_ratio": "vs Keras BN", "fused_sgd_ratio": "vs element-wise SGD",
+             "fold_batch_norm_ratio": "folded"}
+
+
+def record_table(results):
+    """(columns, rows) of ``results`` in the docs/benchmarks format."""
+    extra = [key for key in BASELINES if any(key in r for r in results)]
+    columns = [{"name": "workload", "align": "left"}, {"name": "precision", "align": "left"},
+               {"name": "jit", "align": "left"},
+               {"name": "keras_drn img/s", "align": "right", "format": "{:.2f}"},
+               {"name": "reference img/s", "align": "right", "format": "{:.2f}"},
+               {"name": "ratio", "align": "right", "format": "{:.2f}x"},
+               {"name": "keras_drn peak MB", "align": "right", "format": "{:.0f}"},
+               *({"name": BASELINES[key], "align": "right", "format": "{:.2f}x"}
+                 for key in extra)]
+    rows = []
+    for r in results:
+        workload = Workload(*(r[f.name] for f in dataclasses.fields(Workload)))
+        ref = r.get("reference")
+        rows.append([workload.label, r["precision"], str(r["jit"]),
+                     r["keras_drn"]["images_per_s"], ref["images_per_s"] if ref else None,
+                     r.get("ratio") if ref else None, r["keras_drn"]["peak_memory_mb"],
+                     *(r.get(key) for key in extra)])
+    return columns, rows
+
+
+def write_record(path, results, steps, rounds):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    columns, rows = record_table(results)
+    benchmark_record.write(path, benchmark_record.record(
+        f"{os.environ['KERAS_BACKEND']} backend" + (
+            " vs the reference" if any(r.get("reference") for r in results) else ""),
+        f"Median over {rounds} alternating rounds of {steps} steps; the ratio is keras_drn / "
+        "reference; extra ratio columns compare keras_drn with the baseline named.",
+        columns, rows))
 
 
 def _dump(path, info, results):

@@ -166,6 +166,8 @@ def build_parser():
     parser.add_argument("--no-jit", action="store_true",
                         help="TensorFlow: a plain tf.function, Keras's default on CPUs, instead "
                         "of XLA (JAX always compiles, torch always runs eagerly)")
+    parser.add_argument("--output", metavar="FILE", help="also write the result as a "
+                        "docs/benchmarks record (tools/benchmark_record.py)")
     return parser
 
 
@@ -184,7 +186,32 @@ def main(argv=None):
     print(f"  strided (keras_drn):                         {r['strided_s'] * 1e3:8.1f} ms/step")
     print(f"  speed-up {r['speedup']:.2f}x; largest difference: outputs "
           f"{r['max_output_difference']:.1e}, gradients {r['max_gradient_difference']:.1e}")
+    if args.output:
+        write_record(args.output, r, args.steps, args.rounds)
     return 0
+
+
+def record_row(r):
+    backend = r["backend"] + (" under XLA" if r["jit"] and r["backend"] == "tensorflow" else "")
+    return [backend, r["strided_s"] * 1e3, r["full_then_subsample_s"] * 1e3, r["speedup"],
+            r["max_output_difference"], r["max_gradient_difference"]]
+
+
+def write_record(path, r, steps, rounds):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    columns = [{"name": "backend", "align": "left"},
+               {"name": "strided ms/step", "align": "right", "format": "{:.1f}"},
+               {"name": "full resolution ms/step", "align": "right", "format": "{:.1f}"},
+               {"name": "speed-up", "align": "right", "format": "{:.2f}x"},
+               {"name": "max output difference", "align": "right", "format": "{:.1e}"},
+               {"name": "max gradient difference", "align": "right", "format": "{:.1e}"}]
+    benchmark_record.write(path, benchmark_record.record(
+        "AdaptiveBlurPool: strided vs full resolution then subsampled",
+        f"k={r['kernel_size']}, {r['groups']} groups, stride {r['strides']}, input "
+        f"{'x'.join(map(str, r['shape']))}, forward + backward, median of {rounds} "
+        f"alternating rounds of {steps} steps.", columns, [record_row(r)]))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--fold-batch-norm", action="store_true",
                         help="also measure the model with BatchNormalization folded into the "
                         "convolutions (keras_drn.fold_batch_norm), in Keras and every format")
+    parser.add_argument("--output", metavar="FILE", help="also write the table as a "
+                        "docs/benchmarks record (tools/benchmark_record.py)")
     return parser.parse_args(argv)
 
 
@@ -195,7 +197,34 @@ def main(argv=None):
     for name, precision, size, ms, check in rows:
         print(f"| {name} | {precision} | {size / 2**20:.1f} | {size / keras_bytes:.2f}x | "
               f"{ms:.1f} | {ms / keras_ms:.2f}x | {check} |")
+    if args.output:
+        write_record(args.output, rows, f"{model.name}, input 1x{args.size}x{args.size}x3, "
+                     f"{args.threads} CPU threads, median of {args.runs} runs, "
+                     f"{keras.backend.backend()} backend; ratios to float32 Keras.")
     return 0
+
+
+COLUMNS = [{"name": "format", "align": "left"}, {"name": "precision", "align": "left"},
+           {"name": "file (MiB)", "align": "right", "format": "{:.1f}"},
+           {"name": "size vs Keras", "align": "right", "format": "{:.2f}x"},
+           {"name": "latency (ms)", "align": "right", "format": "{:.1f}"},
+           {"name": "latency vs Keras", "align": "right", "format": "{:.2f}x"},
+           {"name": "check against Keras", "align": "left"}]
+
+
+def record_rows(rows):
+    """The printed table's rows (the first is float32 Keras) as docs/benchmarks rows."""
+    keras_bytes, keras_ms = rows[0][2], rows[0][3]
+    return [[name, precision, size / 2**20, size / keras_bytes, ms, ms / keras_ms, check]
+            for name, precision, size, ms, check in rows]
+
+
+def write_record(path, rows, description):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    benchmark_record.write(path, benchmark_record.record(
+        "Export formats: file size and CPU latency", description, COLUMNS, record_rows(rows)))
 
 
 if __name__ == "__main__":

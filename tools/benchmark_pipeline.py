@@ -102,6 +102,8 @@ def build_parser():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", metavar="FILE", help="also write the result as a "
+                        "docs/benchmarks record (tools/benchmark_record.py)")
     return parser
 
 
@@ -116,7 +118,28 @@ def main(argv=None):
     print(f"  in-memory tensors:                     {r['in_memory_step_s'] * 1e3:8.1f} ms/step")
     print(f"  tf.data (decode, augment, prefetch):   {r['pipeline_step_s'] * 1e3:8.1f} ms/step")
     print(f"  pipeline overhead: {r['overhead'] * 100:+.1f}%")
+    if args.output:
+        write_record(args.output, r, args.images, args.image_size)
     return 0
+
+
+def record_rows(r):
+    return [["tf.data pipeline", r["pipeline_step_s"] * 1e3],
+            ["in-memory tensors", r["in_memory_step_s"] * 1e3]]
+
+
+def write_record(path, r, images, image_size):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    benchmark_record.write(path, benchmark_record.record(
+        f"tf.data input pipeline vs in-memory tensors, {r['backend']}",
+        f"{r['variant']} segmenter, batch {r['batch']} of {r['crop']}x{r['crop']} crops from "
+        f"{images} JPEG/PNG scenes of {image_size}x{image_size} (decode, rotate, rescale, "
+        f"crop, flip, prefetch), median of {r['rounds']} rounds of {r['steps']} steps.",
+        [{"name": "input", "align": "left"},
+         {"name": "ms/step", "align": "right", "format": "{:.0f}"}],
+        record_rows(r), notes=[f"pipeline overhead {r['overhead'] * 100:+.1f}%"]))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ def main(argv=None):
     parser.add_argument("--cores", help="comma-separated core ids (default: the first two of "
                         "this process's; an even number)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per side")
+    parser.add_argument("--output", metavar="FILE", help="also write the result as a "
+                        "docs/benchmarks record (tools/benchmark_record.py)")
     args = parser.parse_args(argv)
     cores = ([int(c) for c in args.cores.split(",")] if args.cores
              else sorted(os.sched_getaffinity(0))[:2])
@@ -112,7 +114,25 @@ def main(argv=None):
     print(f"ratio 2 processes / 1 process: {rates[2] / rates[1]:.2f}")
     print("Same cores on one machine: the ratio shows the cost of the second process and "
           "the all-reduce; it cannot show a speed-up (a 2-core machine least of all).")
+    if args.output:
+        write_record(args.output, args, len(cores), rates)
     return 0
+
+
+def write_record(path, args, cores, rates):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    benchmark_record.write(path, benchmark_record.record(
+        "Data-parallel processes on one machine, JAX on CPU",
+        f"{args.variant} segmenter training steps, {args.size}x{args.size}, global batch "
+        f"{args.batch}, {args.warmup} untimed then {args.steps} timed steps: one process on "
+        f"{cores} cores vs two processes on {cores // 2} core(s) each.",
+        [{"name": "timed steps", "align": "left"},
+         {"name": "1 process img/s", "align": "right", "format": "{:.2f}"},
+         {"name": "2 processes img/s", "align": "right", "format": "{:.2f}"},
+         {"name": "ratio", "align": "right", "format": "{:.2f}"}],
+        [[str(args.steps), rates[1], rates[2], rates[2] / rates[1]]]))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def main(argv=None):
                         "default: none, then each flag of FLAGS alone)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--output", metavar="FILE", help="also write the table as a "
+                        "docs/benchmarks record (tools/benchmark_record.py)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -91,6 +93,7 @@ def main(argv=None):
     print(f"jax {jax.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs; "
           "GFLOP/s (JAX | PyTorch) and JAX / PyTorch")
     print(f"{'XLA_FLAGS':48} {'dtype':9} " + " ".join(f"{w:>22}" for w in WORKLOADS))
+    table = []
     for flags in args.flags or FLAGS:
         env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
         done = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(args.rounds),
@@ -100,10 +103,35 @@ def main(argv=None):
             print(f"{flags or '(none)':48} failed: {done.stderr.strip().splitlines()[-1:]}")
             continue
         results = json.loads(done.stdout.strip().splitlines()[-1])
+        table.extend(record_rows(flags, results))
         for dtype, row in results.items():
             cells = [f"{j:5.0f} | {t:4.0f} {j / t:5.2f}x" for j, t in (row[w] for w in WORKLOADS)]
             print(f"{flags or '(none)':48} {dtype:9} " + " ".join(f"{c:>22}" for c in cells))
+    if args.output:
+        write_record(args.output, table, args.rounds, args.steps)
     return 0
+
+
+def record_rows(flags, results):
+    """One row per XLA_FLAGS setting, dtype and workload: GFLOP/s of JAX and PyTorch."""
+    return [[flags or "(none)", dtype, workload, jax_rate, torch_rate, jax_rate / torch_rate]
+            for dtype, row in results.items() for workload in WORKLOADS
+            for jax_rate, torch_rate in [row[workload]]]
+
+
+def write_record(path, rows, rounds, steps):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import benchmark_record
+
+    benchmark_record.write(path, benchmark_record.record(
+        "XLA's CPU convolution and matrix product vs PyTorch's oneDNN",
+        f"JAX against PyTorch in the same process, each XLA_FLAGS setting in its own process, "
+        f"median of {rounds} rounds of {steps} steps.",
+        [{"name": "XLA_FLAGS", "align": "left"}, {"name": "dtype", "align": "left"},
+         {"name": "workload", "align": "left"},
+         {"name": "JAX GFLOP/s", "align": "right", "format": "{:.0f}"},
+         {"name": "PyTorch GFLOP/s", "align": "right", "format": "{:.0f}"},
+         {"name": "JAX / PyTorch", "align": "right", "format": "{:.2f}x"}], rows))
 
 
 if __name__ == "__main__":

@@ -141,7 +141,8 @@ def preprocess_input(x, weights="imagenet"):
 
     Returns:
         The normalised images, the shape of ``x``: a float32 numpy array for numpy input
-        (float64 stays float64), else a float tensor of the backend.
+        (a float64 array stays float64), else a float tensor of the backend (float32 for
+        integer input).
     """
     mean, std = sources.statistics(weights)
     if keras.ops.is_tensor(x) or keras.backend.is_keras_tensor(x):
@@ -152,9 +153,10 @@ def preprocess_input(x, weights="imagenet"):
             dtype = "float32"
         scale = np.asarray([255 * v for v in std], dtype)
         return (x - np.asarray([255 * v for v in mean], dtype)) / scale
+    keep = isinstance(x, np.ndarray) and x.dtype == np.float64
     x = np.asarray(x)
     _check_channels(x.shape)
-    dtype = x.dtype if x.dtype == np.float64 else np.dtype("float32")
+    dtype = x.dtype if keep else np.dtype("float32")
     return ((x.astype(dtype) / dtype.type(255) - np.asarray(mean, dtype))
             / np.asarray(std, dtype)).astype(dtype)
 

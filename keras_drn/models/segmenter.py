@@ -184,7 +184,7 @@ def DRNSegmenter(
         base = build_drn(
             key, include_top=False, weights=backbone_weights, input_shape=input_shape,
             input_tensor=input_tensor, anti_alias=anti_alias,
-            dilation_strategy=dilation_strategy,
+            dilation_strategy=dilation_strategy, include_preprocessing=False,
         )
     pyramid = dict(base.pyramid_outputs)
     if build_context is not None:

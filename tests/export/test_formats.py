@@ -15,7 +15,9 @@ from tests.export.helpers import tiny_segmenter
 
 
 def test_the_old_names_come_from_the_registry():
-    assert job.FORMATS == formats.FORMATS == ("tf_saved_model", "litert", "onnx")
+    for name in ("FORMATS", "QUANTIZATIONS", "FORMAT_QUANTIZATIONS", "SUFFIXES"):
+        assert getattr(job, name) is getattr(formats, name), name  # one source, not a copy
+    assert job.FORMATS == ("tf_saved_model", "litert", "onnx")
     assert job.QUANTIZATIONS == (None, "float16", "dynamic_int8", "int8")
     assert job.FORMAT_QUANTIZATIONS == {
         "tf_saved_model": (None,), "litert": job.QUANTIZATIONS, "onnx": job.QUANTIZATIONS}

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_drn.workflows.classification import build_classifier
+from keras_drn import build_classifier
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export import export
 from keras_drn.models.preprocessing import with_preprocessing

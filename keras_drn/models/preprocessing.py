@@ -151,8 +151,9 @@ def preprocess_input(x, weights="imagenet"):
         if "float" not in dtype:
             x = keras.ops.cast(x, "float32")
             dtype = "float32"
-        scale = np.asarray([255 * v for v in std], dtype)
-        return (x - np.asarray([255 * v for v in mean], dtype)) / scale
+        shift = keras.ops.convert_to_tensor([255 * v for v in mean], dtype)
+        scale = keras.ops.convert_to_tensor([255 * v for v in std], dtype)
+        return keras.ops.divide(keras.ops.subtract(x, shift), scale)
     keep = isinstance(x, np.ndarray) and x.dtype == np.float64
     x = np.asarray(x)
     _check_channels(x.shape)

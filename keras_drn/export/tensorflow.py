@@ -1,7 +1,8 @@
 """Writing SavedModel, LiteRT and ONNX graphs with Keras's ``model.export`` under the
-TensorFlow backend (each with the writer of its entry in ``keras_drn.export.formats``), in process or, for a model built under JAX or PyTorch, in a
-``KERAS_BACKEND=tensorflow`` subprocess that loads it from a ``.keras`` file (the artifacts are
-the same whichever backend trained the model).
+TensorFlow backend (each with the writer of its entry in ``keras_drn.export.formats``), in
+process or, for a model built under JAX or PyTorch, in a ``KERAS_BACKEND=tensorflow``
+subprocess that loads it from a ``.keras`` file (the artifacts are the same whichever backend
+trained the model).
 
 Mobile graphs: LiteRT models are converted with builtin ops only (no Flex ops, no
 SELECT_TF_OPS) and a static batch of 1 with a static height and width. keras_drn's models

@@ -47,8 +47,8 @@ def assert_equal_up_to_ties(ids, logits):
 # uint8 mask of a model given its statistics (the tiny case of the saved_model test).
 @pytest.mark.tensorflow_only
 def test_end_to_end_segmenter_normalises_once_with_its_own_statistics(tmp_path):
-    """LiteRT and SavedModel masks equal the argmax of a DRNSegmenter(include_preprocessing=False) twin
-    (same weights) fed (x / 255 - mean) / std computed here."""
+    """LiteRT and SavedModel masks equal the argmax of a DRNSegmenter(include_preprocessing=False)
+    twin (same weights) fed (x / 255 - mean) / std computed here."""
     needs("tensorflow", "ai_edge_litert")
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)

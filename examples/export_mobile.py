@@ -5,7 +5,7 @@ a SavedModel for a server, each checked against Keras before it is written.
 
 Trains a DRN-D-22 segmenter briefly on the embedded synthetic scenes (no download). The model
 takes raw 0-255 RGB: its first layer, ``preprocessing``, normalises with ImageNet's mean and
-std (``DRNSegmenter(..., preprocessing="imagenet")``), so nothing outside it normalises. It is
+std (``DRNSegmenter(..., include_preprocessing=True)``), so nothing outside it normalises. It is
 then exported end to end (uint8 RGB in, cast to float32 for that layer, argmax inside, uint8
 mask out):
 
@@ -74,7 +74,7 @@ def main(argv=None):
     images, masks, _ = make_scenes(args.train + args.val, size=args.size, seed=args.seed)
     uint8_images = np.round(images * 255).astype("uint8")  # what a camera app hands over
     inputs = uint8_images.astype("float32")  # raw 0-255 RGB: the model normalises inside
-    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, preprocessing="imagenet")
+    model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, include_preprocessing=True)
     model.compile(
         optimizer=keras.optimizers.AdamW(2e-3, weight_decay=1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

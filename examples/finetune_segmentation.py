@@ -84,7 +84,7 @@ def main(argv=None):
     # Raw 0-255 RGB in: the model carries the data's normalisation (as the reference's info.json).
     model = keras_drn.DRNSegmenter(args.backbone, num_classes=train_data.num_classes,
                                    head=args.head, backbone_weights=weights,
-                                   preprocessing=(train_data.mean, train_data.std))
+                                   mean=train_data.mean, std=train_data.std)
     steps = train_data.size // args.batch_size
 
     set_backbone_trainable(model, args.backbone, False)

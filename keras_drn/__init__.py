@@ -26,12 +26,14 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "DRNSegmenter": "keras_drn.models.segmenter",
     "VARIANTS": "keras_drn.models.drn",
+    "build_classifier": "keras_drn.models.classifier",
     "build_drn": "keras_drn.models.drn",
     "feature_model": "keras_drn.models.drn",
     "fold_batch_norm": "keras_drn.models.fold",
     "set_trainable": "keras_drn.models.trainable",
     "get_model": "keras_drn.models.registry",
     "list_models": "keras_drn.models.registry",
+    "preprocess_input": "keras_drn.models.preprocessing",
     "export": "keras_drn.export.api",
     **{name: "keras_drn.models.registry" for name in (
         "DRN_A_18", "DRN_A_34", "DRN_A_50", "DRN_C_26", "DRN_C_42", "DRN_C_58", "DRN_D_22",

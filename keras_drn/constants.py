@@ -10,6 +10,8 @@
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
+CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
 IGNORE_LABEL = 255
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

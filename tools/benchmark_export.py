@@ -148,7 +148,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     if args.task == "segmenter":
         model = keras_drn.DRNSegmenter(args.variant, num_classes=args.classes,
-                                       preprocessing="imagenet")
+                                       include_preprocessing=True)
     else:
         model = with_preprocessing(keras_drn.get_model(args.variant, classes=args.classes),
                                    IMAGENET_MEAN, IMAGENET_STD)

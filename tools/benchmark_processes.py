@@ -45,7 +45,7 @@ local = batch // count
 x = rng.uniform(0, 255, (local, size, size, 3)).astype("float32")
 y = rng.integers(0, 19, (local, size, size)).astype("int32")
 with distribute.data_parallel():
-    model = keras_drn.DRNSegmenter(variant, num_classes=19, preprocessing="imagenet")
+    model = keras_drn.DRNSegmenter(variant, num_classes=19, include_preprocessing=True)
     compile_segmenter(model, 19)
     for _ in range(warmup):
         model.train_on_batch(x, y)

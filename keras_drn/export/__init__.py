@@ -5,34 +5,50 @@ float16, dynamic-range int8, full int8) and ONNX, for DRN classifiers and segmen
 (``staging``), writes it with Keras's ``model.export`` under TensorFlow (``tensorflow``; ONNX
 through tf2onnx and onnxruntime's quantisers: ``onnx``), loads it back and compares it with
 the Keras model (``verify``, on inputs from ``inputs``), and installs it only when it passes;
-``report`` has what it returns or raises, ``serving`` the end-to-end graph (uint8 in, class
-ids out), ``keras_drn.cli.export`` the ``keras-drn export`` command. Normalisation lives in the model
-(``keras_drn.models.preprocessing``); the export never adds it on its own.
+``formats`` is the registry of formats (suffix, quantisations, writer, loader, op counter)
+that all of them read, ``report`` has what export returns or raises, ``serving`` the end-to-end
+graph (uint8 in, class ids out), ``keras_drn.cli.export`` the ``keras-drn export`` command.
+Normalisation lives in the model (``keras_drn.models.preprocessing``); the export never adds
+it on its own.
+
+The names below are imported when first used, so that ``keras_drn.export.formats`` (and
+``job``) import without Keras.
 """
 
-from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
-from keras_drn.export.api import export
-from keras_drn.export.inputs import CALIBRATION_SAMPLES, VERIFY_SIZES
-from keras_drn.export.job import FORMAT_QUANTIZATIONS, FORMATS, QUANTIZATIONS, SUFFIXES
-from keras_drn.export.report import ExportReport, ExportVerificationError
-from keras_drn.export.serving import ClassIds
-from keras_drn.export.verify import AGREEMENT_SAMPLES, FLOAT_SAMPLES, TOLERANCES, op_histogram
+import importlib
 
-__all__ = [
-    "AGREEMENT_SAMPLES",
-    "CALIBRATION_SAMPLES",
-    "ClassIds",
-    "ExportReport",
-    "ExportVerificationError",
-    "FLOAT_SAMPLES",
-    "FORMATS",
-    "FORMAT_QUANTIZATIONS",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "QUANTIZATIONS",
-    "SUFFIXES",
-    "TOLERANCES",
-    "VERIFY_SIZES",
-    "export",
-    "op_histogram",
-]
+# Public name -> the module of keras_drn.export (or keras_drn) that defines it.
+_PUBLIC = {
+    "AGREEMENT_SAMPLES": "keras_drn.export.verify",
+    "CALIBRATION_SAMPLES": "keras_drn.export.inputs",
+    "ClassIds": "keras_drn.export.serving",
+    "ExportFormat": "keras_drn.export.formats",
+    "ExportReport": "keras_drn.export.report",
+    "ExportVerificationError": "keras_drn.export.report",
+    "FLOAT_SAMPLES": "keras_drn.export.verify",
+    "FORMATS": "keras_drn.export.formats",
+    "FORMAT_QUANTIZATIONS": "keras_drn.export.formats",
+    "IMAGENET_MEAN": "keras_drn.constants",
+    "IMAGENET_STD": "keras_drn.constants",
+    "QUANTIZATIONS": "keras_drn.export.formats",
+    "REGISTRY": "keras_drn.export.formats",
+    "SUFFIXES": "keras_drn.export.formats",
+    "TOLERANCES": "keras_drn.export.verify",
+    "VERIFY_SIZES": "keras_drn.export.inputs",
+    "export": "keras_drn.export.api",
+    "op_histogram": "keras_drn.export.verify",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_drn.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -19,8 +19,8 @@ from keras_drn.export import staging as staging_folder
 from keras_drn.export import tensorflow as writer
 from keras_drn.export import verify as verifier
 from keras_drn.export.inputs import calibration as calibration_inputs
-from keras_drn.export.job import FORMAT_QUANTIZATIONS, FORMATS, QUANTIZATIONS, SUFFIXES, Job
-from keras_drn.export.job import check_choice
+from keras_drn.export.formats import QUANTIZATIONS, REGISTRY, get_format
+from keras_drn.export.job import Job, check_choice
 from keras_drn.export.report import ExportReport, ExportVerificationError
 from keras_drn.models.preprocessing import preprocessing_of, resolve_statistics
 from keras_drn.models.preprocessing import with_preprocessing
@@ -58,12 +58,14 @@ def export(
             probabilities out: ``(batch, classes)`` or ``(batch, H, W, classes)``. Any backend.
             Or the path of a ``.keras`` file of one, checked before it is loaded (a damaged
             or truncated file is named: ``keras_drn.weights.loading.load_keras_model``).
-            A model with a ``preprocessing`` layer (``DRNSegmenter(..., preprocessing=...)``,
-            ``keras_drn.workflows.classification.build_classifier``) takes raw 0-255 RGB, and so does its
-            artifact; one without takes normalised inputs.
+            A model with a ``preprocessing`` layer (built with ``include_preprocessing=True``,
+            the default with pretrained weights: ``keras_drn.DRN_C_26``, ``DRNSegmenter``,
+            ``build_classifier``) takes raw 0-255 RGB, and so does its artifact; one without
+            takes normalised inputs.
         path: where to write: a folder (``"tf_saved_model"``), a ``.tflite`` file
             (``"litert"``) or an ``.onnx`` file (``"onnx"``).
-        format: ``"tf_saved_model"``, ``"litert"`` or ``"onnx"``.
+        format: a name of the registry ``keras_drn.export.formats.REGISTRY``:
+            ``"tf_saved_model"``, ``"litert"`` or ``"onnx"``.
         input_shape: ``None`` or ``(height, width)``. ``None`` keeps the model's: a SavedModel
             or ONNX file of an any-size model then takes any height and width (and any batch).
             LiteRT needs a static size (batch 1: each dilated convolution is one CONV_2D).
@@ -106,15 +108,16 @@ def export(
     """
     if isinstance(model, (str, os.PathLike)):
         model = load_keras_model(model)
-    check_choice("format", format, FORMATS)
+    kind = get_format(format)
     check_choice("quantize", quantize, QUANTIZATIONS)
-    if quantize not in FORMAT_QUANTIZATIONS[format]:
-        raise ValueError(f"format={format!r} takes quantize in {FORMAT_QUANTIZATIONS[format]}; "
-                         f"received quantize={quantize!r}. Quantised exports: 'litert', 'onnx'.")
+    if quantize not in kind.quantizations:
+        quantised = ", ".join(repr(name) for name, f in REGISTRY.items()
+                              if any(q is not None for q in f.quantizations))
+        raise ValueError(f"format={format!r} takes quantize in {kind.quantizations}; "
+                         f"received quantize={quantize!r}. Quantised exports: {quantised}.")
     path = os.path.abspath(os.fspath(path))
-    suffix = SUFFIXES.get(format)
-    if suffix and not path.endswith(suffix):
-        raise ValueError(f"A {format} export is a {suffix} file; received path={path!r}.")
+    if kind.suffix and not path.endswith(kind.suffix):
+        raise ValueError(f"A {format} export is {kind.artifact}; received path={path!r}.")
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     if quantize == "int8" and representative_data is None:
@@ -129,15 +132,14 @@ def export(
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise ValueError(f"min_agreement must be None or in [0, 1]; received {min_agreement!r}.")
     task = _task(model)
-    height, width = _size(model, format, input_shape)
-    _check_onnx_float16(format, quantize, (height, width))
+    height, width = _size(model, kind, quantize, input_shape)
     model, preprocessing, statistics = _preprocessing(model, mean, std, end_to_end)
     channels = model.inputs[0].shape[-1]
     classes = model.outputs[0].shape[-1]
     output_dtype = "float32"
     if end_to_end:
         output_dtype = "uint8" if task == "segmenter" and classes and classes <= 256 else "int32"
-    job = Job(format, quantize, (1 if format == "litert" else None, height, width, channels),
+    job = Job(format, quantize, (1 if kind.static else None, height, width, channels),
               bool(end_to_end), output_dtype, *(statistics or (None, None)))
     calibration = None
     if representative_data is not None:
@@ -156,7 +158,7 @@ def export(
             size_bytes=staging_folder.size_on_disk(staged), export_seconds=time.time() - start,
         )
         report.op_histogram, report.dilated_convs = verifier.op_histogram(staged, format)
-        if format == "litert":
+        if kind.mobile:
             report.mobile_friendly = verifier.mobile_friendly(report.op_histogram)
         start = time.time()
         verifier.verify(model, staged, job, task, report, min_agreement)
@@ -193,7 +195,8 @@ def _preprocessing(model, mean, std, end_to_end):
                 f"{_rounded(carried[0])}, std={_rounded(carried[1])}, and mean={_rounded(given[0])}"
                 f", std={_rounded(given[1])} were given: they differ, and an export never "
                 "normalises twice. Drop mean/std (--mean/--std) to export with the model's own "
-                "statistics, or rebuild the model with preprocessing=(mean, std).")
+                "statistics, or rebuild the model with include_preprocessing=True, "
+                "mean=(r, g, b), std=(r, g, b).")
         return model, {"mean": carried[0], "std": carried[1], "added": False}, None
     if end_to_end:
         if given is None:
@@ -203,8 +206,9 @@ def _preprocessing(model, mean, std, end_to_end):
                 "guess the statistics it was trained with. Either give them, mean=(r, g, b) "
                 "and std=(r, g, b) on the 0-1 scale (keras-drn export --mean R G B --std R G B; "
                 "the export then adds a preprocessing layer and its report says so), or build "
-                "the model with its normalisation inside: DRNSegmenter(..., preprocessing="
-                "'imagenet' or (mean, std)), or keras_drn.workflows.classification.build_classifier.")
+                "the model with its normalisation inside: include_preprocessing=True "
+                "(keras_drn.DRN_C_26 and the other variants, DRNSegmenter or "
+                "keras_drn.build_classifier; with mean=/std= for the last two).")
         added = with_preprocessing(model, *given)
         return added, {"mean": given[0], "std": given[1], "added": True}, None
     return model, None, given or (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
@@ -236,8 +240,10 @@ def _task(model):
                      f"width, classes) (segmenter); {model.name!r} outputs {out_shape}.")
 
 
-def _size(model, fmt, input_shape):
-    """The exported (height, width): ``input_shape``, else the model's (None where dynamic)."""
+def _size(model, kind, quantize, input_shape):
+    """The exported (height, width): ``input_shape``, else the model's (None where dynamic);
+    ValueError when ``kind`` (an ``ExportFormat``) with ``quantize`` needs a static size and
+    it is not."""
     model_hw = tuple(model.inputs[0].shape[1:3])
     if input_shape is None:
         size = model_hw
@@ -252,21 +258,10 @@ def _size(model, fmt, input_shape):
                 raise ValueError(f"input_shape={tuple(input_shape)} does not match the model's "
                                  f"fixed input size {model_hw}.")
         size = tuple(input_shape)
-    if fmt == "litert" and None in size:
-        raise ValueError(
-            "LiteRT graphs have a static input shape (batch 1): only then is each dilated "
-            "convolution one CONV_2D instead of a SPACE_TO_BATCH_ND chain. Pass "
-            f"input_shape=(height, width); the model takes any size ({model_hw})."
-        )
+    why = kind.needs_static_size(quantize)
+    if why and None in size:
+        raise ValueError(f"{why} Pass input_shape=(height, width); the model takes any size "
+                         f"({model_hw}).")
     return size
-
-
-def _check_onnx_float16(fmt, quantize, size):
-    if fmt == "onnx" and quantize == "float16" and None in size:
-        raise ValueError(
-            "ONNX float16 needs a static size: onnxruntime's float16 converter also converts "
-            "the integer shape arithmetic that tf2onnx writes for dynamic height and width "
-            "(through float casts), which breaks it. Pass input_shape=(height, width)."
-        )
 
 

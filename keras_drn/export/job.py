@@ -1,12 +1,16 @@
-"""The formats and quantisations an export writes, and ``Job``: everything the TensorFlow
-writer needs besides the model (it travels as JSON to the export subprocess)."""
+"""``Job``: everything the TensorFlow writer needs besides the model (it travels as JSON to
+the export subprocess). The names of the formats and quantisations (``FORMATS``,
+``QUANTIZATIONS``, ``FORMAT_QUANTIZATIONS``, ``SUFFIXES``) come from the registry,
+``keras_drn.export.formats``, and are importable here as before."""
 
 import dataclasses
 
-FORMATS = ("tf_saved_model", "litert", "onnx")
-QUANTIZATIONS = (None, "float16", "dynamic_int8", "int8")
-FORMAT_QUANTIZATIONS = {"tf_saved_model": (None,), "litert": QUANTIZATIONS, "onnx": QUANTIZATIONS}
-SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}
+from keras_drn.export.formats import (  # noqa: F401  (importable from here, as before)
+    FORMAT_QUANTIZATIONS,
+    FORMATS,
+    QUANTIZATIONS,
+    SUFFIXES,
+)
 
 
 def check_choice(name, value, choices):

@@ -1,7 +1,8 @@
 """Writing SavedModel, LiteRT and ONNX graphs with Keras's ``model.export`` under the
-TensorFlow backend, in process or, for a model built under JAX or PyTorch, in a
-``KERAS_BACKEND=tensorflow`` subprocess that loads it from a ``.keras`` file (the artifacts are
-the same whichever backend trained the model).
+TensorFlow backend (each with the writer of its entry in ``keras_drn.export.formats``), in
+process or, for a model built under JAX or PyTorch, in a ``KERAS_BACKEND=tensorflow``
+subprocess that loads it from a ``.keras`` file (the artifacts are the same whichever backend
+trained the model).
 
 Mobile graphs: LiteRT models are converted with builtin ops only (no Flex ops, no
 SELECT_TF_OPS) and a static batch of 1 with a static height and width. keras_drn's models
@@ -20,8 +21,8 @@ import keras
 import numpy as np
 
 from keras_drn import atomic
+from keras_drn.export.formats import get_format
 from keras_drn.export.job import Job
-from keras_drn.export.onnx import write_onnx
 from keras_drn.export.serving import serving_model
 from keras_drn.layers.dilated_conv import plain_convolutions
 
@@ -88,22 +89,30 @@ def _write_with_tensorflow(model, path, job, calibration):
 
     served = serving_model(model, job)
     signature = [tf.TensorSpec(job.batch_shape, job.input_dtype, name="image")]
-    if job.format == "tf_saved_model":
-        served.export(path, format="tf_saved_model", input_signature=signature, verbose=False)
-    elif job.format == "litert":
-        options = litert_options(tf, job.quantize, calibration)
-        try:
-            served.export(path, format="litert", input_signature=signature, verbose=False,
-                          **options)
-        except Exception as error:
-            # The converter's message ends with an MLIR dump: keep its first lines.
-            lines = [line for line in str(error).splitlines() if line.strip()]
-            needs = [line for line in lines if line.startswith("TF Select ops:")]
-            raise RuntimeError(
-                "LiteRT conversion with builtin ops only (no Flex/SELECT_TF_OPS, for mobile "
-                f"runtimes) failed: {' '.join(needs + lines[:3])[:1500]}") from error
-    else:
-        write_onnx(served, path, signature, job, calibration)
+    get_format(job.format).write(served, path, signature, job, calibration)
+
+
+def write_saved_model(served, path, signature, job, calibration):
+    """The ``tf_saved_model`` writer of ``keras_drn.export.formats``: a SavedModel folder."""
+    served.export(path, format="tf_saved_model", input_signature=signature, verbose=False)
+
+
+def write_litert(served, path, signature, job, calibration):
+    """The ``litert`` writer of ``keras_drn.export.formats``: a ``.tflite`` file of builtin
+    ops only, quantised as ``job.quantize``."""
+    import tensorflow as tf
+
+    options = litert_options(tf, job.quantize, calibration)
+    try:
+        served.export(path, format="litert", input_signature=signature, verbose=False,
+                      **options)
+    except Exception as error:
+        # The converter's message ends with an MLIR dump: keep its first lines.
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        needs = [line for line in lines if line.startswith("TF Select ops:")]
+        raise RuntimeError(
+            "LiteRT conversion with builtin ops only (no Flex/SELECT_TF_OPS, for mobile "
+            f"runtimes) failed: {' '.join(needs + lines[:3])[:1500]}") from error
 
 
 def litert_options(tf, quantize, calibration):

@@ -1,6 +1,7 @@
 """Loading an export back with its own runtime (``tf.saved_model.load``, the LiteRT
 interpreter of ``ai-edge-litert``, ``onnxruntime``), comparing it with the Keras model on the
-embedded scenes, and counting its ops."""
+embedded scenes, and counting its ops: the ``load`` and ``histogram`` functions of the entries
+of ``keras_drn.export.formats``, reached through it."""
 
 import collections
 import os
@@ -8,7 +9,7 @@ import os
 import numpy as np
 
 from keras_drn.export.inputs import VERIFY_SIZES, artifact_inputs, scenes
-from keras_drn.export.job import FORMATS, check_choice
+from keras_drn.export.formats import get_format
 
 # Largest |artifact - Keras| allowed, relative to max(1, max |Keras output|).
 TOLERANCES = {None: 1e-4, "float16": 1e-2}
@@ -29,29 +30,38 @@ def mobile_friendly(histogram):
 
 
 def load_artifact(path, fmt):
-    """A function ``inputs (N, H, W, C) -> outputs (N, ...)`` running the artifact."""
-    if fmt == "tf_saved_model":
-        import tensorflow as tf
+    """A function ``inputs (N, H, W, C) -> outputs (N, ...)`` running the artifact: the
+    ``load`` of its format's entry in ``keras_drn.export.formats``."""
+    return get_format(fmt).load(path)
 
-        loaded = tf.saved_model.load(path)  # kept alive by the closure: it owns the variables
-        return lambda inputs: loaded.serve(tf.constant(inputs)).numpy()
-    if fmt == "litert":
-        from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
-        interpreter.allocate_tensors()
-        source = interpreter.get_input_details()[0]["index"]
-        target = interpreter.get_output_details()[0]["index"]
+def load_saved_model(path):
+    import tensorflow as tf
 
-        def run(inputs):
-            outputs = []
-            for sample in inputs:
-                interpreter.set_tensor(source, sample[None])
-                interpreter.invoke()
-                outputs.append(interpreter.get_tensor(target)[0].copy())
-            return np.stack(outputs)
+    loaded = tf.saved_model.load(path)  # kept alive by the closure: it owns the variables
+    return lambda inputs: loaded.serve(tf.constant(inputs)).numpy()
 
-        return run
+
+def load_litert(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]["index"]
+    target = interpreter.get_output_details()[0]["index"]
+
+    def run(inputs):
+        outputs = []
+        for sample in inputs:
+            interpreter.set_tensor(source, sample[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(target)[0].copy())
+        return np.stack(outputs)
+
+    return run
+
+
+def load_onnx(path):
     import onnxruntime
 
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -63,19 +73,23 @@ def op_histogram(path, format):
     """``(histogram, dilated)``: op counts of an exported graph, and how many convolutions
     carry a dilation themselves (LiteRT, ONNX; None for a SavedModel, whose TensorFlow graph
     expresses dilation with SpaceToBatchND). Flex and custom LiteRT ops count as
-    ``"CUSTOM:<name>"``."""
-    check_choice("format", format, FORMATS)
-    if format == "litert":
-        return litert_histogram(path)
-    if format == "onnx":
-        import onnx
+    ``"CUSTOM:<name>"``. The ``histogram`` of the format's entry in
+    ``keras_drn.export.formats``."""
+    return get_format(format).histogram(path)
 
-        graph = onnx.load(path, load_external_data=False).graph
-        counts = collections.Counter(node.op_type for node in graph.node)
-        dilated = sum(
-            1 for node in graph.node if node.op_type in DILATED_OPS
-            and any(a.name == "dilations" and max(a.ints) > 1 for a in node.attribute))
-        return dict(counts), dilated
+
+def onnx_histogram(path):
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    counts = collections.Counter(node.op_type for node in graph.node)
+    dilated = sum(
+        1 for node in graph.node if node.op_type in DILATED_OPS
+        and any(a.name == "dilations" and max(a.ints) > 1 for a in node.attribute))
+    return dict(counts), dilated
+
+
+def saved_model_histogram(path):
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()

@@ -37,6 +37,7 @@ from keras_drn.layers.dilated_residual import (
 from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 from keras_drn.layers.phase import PhaseToSpace, SpaceToPhase
 from keras_drn.layers.platform import platform
+from keras_drn.models.preprocessing import normalization_layer, resolve_include_preprocessing
 from keras_drn.models.variants import CHILDREN, LEVELS, STEM, VARIANTS
 from keras_drn.weights.layouts import CheckpointNames
 from keras_drn.weights.loading import load_weights, validate_weights_argument
@@ -333,16 +334,26 @@ def build_drn(
     anti_alias=None,
     dilation_strategy="auto",
     name=None,
+    include_preprocessing=None,
 ):
     """Builds the functional model of a DRN variant (a name from ``list_models()``), a
     ``DRNModel`` (which carries ``pyramid_outputs`` and ``feature_info``);
-    ``dilation_strategy``: ``"auto"``, ``"direct"`` or ``"phase"`` (module docstring)."""
+    ``dilation_strategy``: ``"auto"``, ``"direct"`` or ``"phase"`` (module docstring). The
+    arguments are those of ``keras_drn.DRN_C_26`` and the other variants, which document
+    them (``include_preprocessing``: ``keras_drn.models.preprocessing``).
+
+    Input: images ``(batch, height, width, 3)``, raw 0-255 RGB when the model has its
+    ``preprocessing`` layer, else normalised. Output: ``(batch, classes)`` with the top, else
+    ``(batch, ceil(height / 8), ceil(width / 8), channels)`` (or ``(batch, channels)`` with
+    pooling).
+    """
     if variant not in VARIANTS:
         raise ValueError(
             f"Unknown DRN variant {variant!r}; valid names are {sorted(VARIANTS)}."
         )
     spec = VARIANTS[variant]
     _validate(spec, include_top, weights, input_shape, pooling, classes, anti_alias)
+    statistics = resolve_include_preprocessing(include_preprocessing, weights, variant)
     activation = _classifier_activation(classifier_activation) if include_top else None
     strategy = resolve_dilation_strategy(dilation_strategy)
     if input_tensor is None:
@@ -351,8 +362,9 @@ def build_drn(
         inputs = input_tensor
     else:
         inputs = keras.Input(tensor=input_tensor, name="image")
+    x = inputs if statistics is None else normalization_layer(*statistics)(inputs)
     body = _drn_a_body if spec.arch == "A" else _drn_cd_body
-    x = body(inputs, spec, anti_alias, strategy)
+    x = body(x, spec, anti_alias, strategy)
     if include_top:
         # Global pooling equals the reference's AvgPool2d(28) at 224x224 and works at any size.
         x = layers.GlobalAveragePooling2D(name="avgpool")(x)

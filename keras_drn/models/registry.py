@@ -41,8 +41,17 @@ Args:
         ``keras_drn.models.drn.AUTO_DILATION_STRATEGY`` for the backend and device: "direct"
         everywhere until measured on a GPU). The same layers, weights and outputs either way.
     name: model name (default ``"{name}"``).
+    include_preprocessing: ``None`` (default: ``True`` when ``weights`` names pretrained
+        weights, ``"imagenet"`` or ``"imagenet:<source>"``, else ``False``), ``True`` or
+        ``False``. ``True``: the model takes raw 0-255 RGB and its first layer,
+        ``preprocessing`` (``keras.layers.Normalization``, saved with the model), computes
+        ``(x / 255 - mean) / std`` with the weights' mean/std from the weights table
+        (``keras_drn.weights.sources``; ImageNet's for every published file), or ImageNet's
+        when ``weights`` is ``None`` or a file. ``False``: the model takes normalised images,
+        ``keras_drn.preprocess_input(x, weights="imagenet")``.
 
-Input: images ``(batch, height, width, 3)``. Output: ``(batch, classes)`` with the top,
+Input: images ``(batch, height, width, 3)``: raw 0-255 RGB with the ``preprocessing`` layer,
+else normalised. Output: ``(batch, classes)`` with the top,
 else ``(batch, ceil(height / 8), ceil(width / 8), {channels})`` (or ``(batch, {channels})``
 with pooling). Each level's output is the layer ``levelN``; ``keras_drn.feature_model(model)``
 returns all of them.
@@ -73,6 +82,7 @@ def _constructor(variant):
         anti_alias=None,
         dilation_strategy="auto",
         name=None,
+        include_preprocessing=None,
     ):
         return build_drn(
             variant,
@@ -86,6 +96,7 @@ def _constructor(variant):
             anti_alias=anti_alias,
             dilation_strategy=dilation_strategy,
             name=name,
+            include_preprocessing=include_preprocessing,
         )
 
     constructor.__name__ = constructor.__qualname__ = variant.upper()

@@ -8,18 +8,25 @@ The backbone is a DRN name or a built model that carries ``pyramid_outputs`` and
 the context ``"parsenet"`` (Liu et al. 2015) on the last level.
 """
 
+import warnings
+
 import keras
 from keras import layers
 
 from keras_drn.models.drn import build_drn, checkpoint_names
 from keras_drn.models.heads import UPSAMPLINGS, get_context, get_head
-from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
+from keras_drn.models.preprocessing import (
+    normalization_layer,
+    resolve_include_preprocessing,
+    resolve_statistics,
+)
 from keras_drn.models.variants import VARIANTS
 from keras_drn.weights.loading import load_weights
 
 # What a backbone built by name takes from DRNSegmenter; a built backbone brings its own.
 _BUILD_DEFAULTS = {"anti_alias": None, "input_shape": (None, None, 3), "preprocessing": None,
-                   "dilation_strategy": "auto", "backbone_weights": None, "weights": None}
+                   "dilation_strategy": "auto", "backbone_weights": None, "weights": None,
+                   "include_preprocessing": None, "mean": None, "std": None}
 
 
 def _check(name, value, choices):
@@ -55,6 +62,26 @@ def _built_backbone(backbone, arguments):
     return backbone
 
 
+def _deprecated_preprocessing(preprocessing, include_preprocessing, mean, std):
+    """``(include_preprocessing, mean, std)`` for the deprecated ``preprocessing=`` (``None``,
+    ``"imagenet"`` or ``(mean, std)``, keras_drn 0.1): a ``DeprecationWarning`` naming the
+    replacement, a ValueError when the new arguments are given too."""
+    if preprocessing is None:
+        return include_preprocessing, mean, std
+    if include_preprocessing is not None or mean is not None or std is not None:
+        raise ValueError(
+            f"preprocessing={preprocessing!r} is the deprecated spelling of "
+            "include_preprocessing=True with mean=/std=; received it together with "
+            f"include_preprocessing={include_preprocessing!r}, mean={mean!r}, std={std!r}. "
+            "Give only the new arguments.")
+    statistics = resolve_statistics(preprocessing)
+    replacement = ("include_preprocessing=True" if preprocessing == "imagenet" else
+                   f"include_preprocessing=True, mean={statistics[0]}, std={statistics[1]}")
+    warnings.warn(f"DRNSegmenter(preprocessing={preprocessing!r}) is deprecated; use "
+                  f"{replacement}.", DeprecationWarning, stacklevel=3)
+    return True, *statistics
+
+
 def DRNSegmenter(
     backbone="drn_d_22",
     num_classes=19,
@@ -69,6 +96,9 @@ def DRNSegmenter(
     preprocessing=None,
     dilation_strategy="auto",
     name=None,
+    include_preprocessing=None,
+    mean=None,
+    std=None,
 ):
     """Builds a semantic segmentation model on a DRN backbone.
 
@@ -78,8 +108,9 @@ def DRNSegmenter(
             carries ``pyramid_outputs`` and ``feature_info`` (``keras_drn.DRN_D_22(
             include_top=False)``, ``keras.saving.load_model`` of one): the segmenter is then
             built on its graph and layers (so they share weights), and ``anti_alias``,
-            ``backbone_weights``, ``weights``, ``input_shape``, ``preprocessing`` and
-            ``dilation_strategy`` must keep their defaults (the backbone brings its own).
+            ``backbone_weights``, ``weights``, ``input_shape``, ``include_preprocessing``,
+            ``mean``, ``std``, ``preprocessing`` and ``dilation_strategy`` must keep their
+            defaults (the backbone brings its own).
         num_classes: number of classes (Cityscapes: 19).
         head: a name of ``keras_drn.models.heads.HEADS``: ``"drn"`` (reference DRNSeg) or
             ``"gcn"`` (GCN + Boundary Refinement on levels 2, 3, 4, 8 of DRN-C/D, 1, 2, 4 of
@@ -95,18 +126,30 @@ def DRNSegmenter(
             head "gcn": learned x2 transposed convs) or ``"bilinear"`` (resizing).
         input_shape: ``(height, width, 3)``, default any size.
         gcn_kernel_size: GCN kernel size (paper default 15).
-        preprocessing: ``None`` (inputs are already normalised, as in the reference),
-            ``"imagenet"`` or ``(mean, std)`` of 0-1 RGB: the model then takes raw 0-255 RGB
-            and its first layer, ``preprocessing`` (``keras.layers.Normalization``), computes
-            ``(x / 255 - mean) / std``; the statistics are saved in the ``.keras`` file
-            (``keras_drn.models.preprocessing.preprocessing_of(model)`` reads them back).
+        preprocessing: deprecated (keras_drn 0.1): ``"imagenet"`` is
+            ``include_preprocessing=True``, ``(mean, std)`` is ``include_preprocessing=True,
+            mean=mean, std=std``; not together with those.
         dilation_strategy: ``"auto"``, ``"direct"`` or ``"phase"``: how the backbone's dilated
             levels run (see ``keras_drn.DRN_D_22``); the same weights and outputs either way.
         name: model name (default ``"<backbone>_<head>_segmenter"``, with a built backbone
             its name).
+        include_preprocessing: ``None`` (default: ``True`` when ``backbone_weights`` names
+            pretrained weights, ``"imagenet"`` or ``"imagenet:<source>"``, or ``mean``/``std``
+            are given, else ``False``), ``True`` or ``False``. ``True``: the model takes raw
+            0-255 RGB and its first layer, ``preprocessing`` (``keras.layers.Normalization``,
+            saved in the ``.keras`` file), computes ``(x / 255 - mean) / std``, with ``mean``/
+            ``std`` when given, else the backbone weights' from the weights table
+            (``keras_drn.weights.sources``), else ImageNet's. ``False``: the model takes
+            normalised images (as the reference's), ``keras_drn.preprocess_input(x,
+            weights=...)``; a reference Cityscapes checkpoint (``weights=`` file) expects
+            ``weights="cityscapes"``'s statistics.
+        mean, std: per-channel statistics of 0-1 RGB (three numbers each) of the data the
+            model is trained on, for its ``preprocessing`` layer
+            (``keras_drn.models.preprocessing.preprocessing_of(model)`` reads them back).
 
     Returns:
-        A functional ``keras.Model``: images ``(batch, H, W, 3)`` -> class logits
+        A functional ``keras.Model``: images ``(batch, H, W, 3)`` (raw 0-255 RGB with the
+        ``preprocessing`` layer, else normalised) -> class logits
         ``(batch, H, W, num_classes)`` (float32 under mixed precision), for any H and W.
         Apply a softmax (or log-softmax, as the reference does) for probabilities.
     """
@@ -120,7 +163,8 @@ def DRNSegmenter(
         base = _built_backbone(backbone, {
             "anti_alias": anti_alias, "input_shape": input_shape, "preprocessing": preprocessing,
             "dilation_strategy": dilation_strategy, "backbone_weights": backbone_weights,
-            "weights": weights,
+            "weights": weights, "include_preprocessing": include_preprocessing, "mean": mean,
+            "std": std,
         })
     else:
         key = str(backbone).lower().replace("-", "_")
@@ -129,7 +173,10 @@ def DRNSegmenter(
                 f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}, or pass a "
                 "built keras_drn backbone (keras_drn.DRN_D_22(include_top=False))."
             )
-        statistics = resolve_statistics(preprocessing)
+        include_preprocessing, mean, std = _deprecated_preprocessing(
+            preprocessing, include_preprocessing, mean, std)
+        statistics = resolve_include_preprocessing(include_preprocessing, backbone_weights, key,
+                                                   mean, std)
         input_tensor = None
         if statistics is not None:
             image = keras.Input(tuple(input_shape), name="image")
@@ -137,7 +184,7 @@ def DRNSegmenter(
         base = build_drn(
             key, include_top=False, weights=backbone_weights, input_shape=input_shape,
             input_tensor=input_tensor, anti_alias=anti_alias,
-            dilation_strategy=dilation_strategy,
+            dilation_strategy=dilation_strategy, include_preprocessing=False,
         )
     pyramid = dict(base.pyramid_outputs)
     if build_context is not None:

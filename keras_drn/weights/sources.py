@@ -16,13 +16,29 @@ Sources (``weights="imagenet:<source>"``):
 at the same 224 center crop), else official. Every file expects RGB scaled to 0-1, then
 normalised with ImageNet's mean/std, at 224x224 (imgclsmob evaluates a 224 center crop of the
 image resized by 1 / 0.875, the reference a 224 crop of a 256 resize: the same ratio).
+
+``STATISTICS`` holds the normalisation of each dataset weights were trained on (ImageNet for
+every row here, Cityscapes for the reference's segmenters, ``segment.py``); each row carries
+its own ``mean``/``std``, and ``statistics(weights, variant)`` reads them for a weights name:
+what ``include_preprocessing`` puts into a model and ``keras_drn.preprocess_input`` applies.
 """
 
 from dataclasses import dataclass
 
-from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD, PARAMETERS
+from keras_drn.constants import (
+    CITYSCAPES_MEAN,
+    CITYSCAPES_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PARAMETERS,
+)
 
 DEFAULT = "imagenet"
+# Per-channel (mean, std) of 0-1 RGB images of the dataset weights were trained on.
+STATISTICS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "cityscapes": (CITYSCAPES_MEAN, CITYSCAPES_STD),
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +84,8 @@ class WeightsFile:
     release: str = None
     top1_error: float = None
     top5_error: float = None
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
+    mean: tuple = STATISTICS["imagenet"][0]
+    std: tuple = STATISTICS["imagenet"][1]
     input_size: int = 224
 
     @property
@@ -192,3 +208,22 @@ def choose(variant, weights):
             f"{others} (or 'imagenet')."
         )
     return chosen
+
+
+def statistics(weights, variant=None):
+    """``(mean, std)`` of 0-1 RGB that the weights named ``weights`` expect: a dataset of
+    ``STATISTICS`` (``"imagenet"``, ``"cityscapes"``), or ``"imagenet:<source>"``; with a
+    ``variant``, read from the row that ``weights`` loads for it (``choose``). ValueError
+    naming the valid names otherwise (a file path has no statistics here)."""
+    if variant is not None and parse(weights) is not False:
+        row = choose(variant, weights)[0]
+        return tuple(row.mean), tuple(row.std)
+    if isinstance(weights, str) and weights in STATISTICS:
+        mean, std = STATISTICS[weights]
+        return tuple(mean), tuple(std)
+    if parse(weights) is not False:
+        mean, std = STATISTICS[DEFAULT]
+        return tuple(mean), tuple(std)
+    names = [*STATISTICS, *(f"imagenet:{s}" for s in SOURCES)]
+    raise ValueError(f"weights must name the statistics of pretrained weights, one of {names}; "
+                     f"received {weights!r}.")

@@ -32,58 +32,21 @@ from keras_drn.workflows import precision
 from keras_drn.workflows import runs
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.data.registry import CLASSIFICATION_SOURCES
-from keras_drn.models.preprocessing import normalization_layer, resolve_statistics
-from keras_drn.models.trainable import set_trainable
+from keras_drn.models import classifier as models_classifier
+from keras_drn.models.classifier import set_backbone_trainable
 
 DATA_HELP = CLASSIFICATION_SOURCES.help()
 
 
-def build_classifier(num_classes, backbone="drn_d_22", weights=None, mean=IMAGENET_MEAN,
-                     std=IMAGENET_STD, dropout=0.0, input_shape=(None, None, 3), name=None):
-    """A DRN classifier for raw images, with a new head for ``num_classes`` classes.
-
-    Graph: ``image`` (raw RGB, 0-255) -> ``preprocessing`` (``Normalization``: ``(x / 255 -
-    mean) / std``) -> ``backbone`` (the DRN without its top, ``weights`` loaded, a nested model
-    so one flag freezes it) -> ``avgpool`` -> optional ``dropout`` -> ``fc`` (Dense) ->
-    ``predictions`` (softmax, float32 under mixed precision).
-
-    Args:
-        num_classes: classes of the new head.
-        backbone: DRN variant (``keras_drn.list_models()``).
-        weights: backbone weights: ``None`` (random), ``"imagenet"`` or a weights file.
-        mean, std: per-channel statistics of 0-1 RGB the weights expect (ImageNet's for the
-            official checkpoints).
-        dropout: dropout rate before ``fc``.
-        input_shape: ``(height, width, 3)``; any size by default.
-
-    Input ``(batch, H, W, 3)`` float or uint8 in [0, 255]; output ``(batch, num_classes)``
-    probabilities.
-    """
-    from keras_drn.models.drn import VARIANTS, build_drn
-
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2; received {num_classes!r}.")
-    mean, std = resolve_statistics((mean, std))
-    inputs = keras.Input(tuple(input_shape), name="image")
-    x = normalization_layer(mean, std)(inputs)
-    key = str(backbone).lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"Unknown backbone {backbone!r}; valid names are {sorted(VARIANTS)}.")
-    base = build_drn(key, include_top=False, weights=weights, name="backbone")
-    x = base(x)
-    x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    x = keras.layers.Dense(num_classes, name="fc")(x)
-    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=name or f"{backbone}_classifier")
-
-
-def set_backbone_trainable(model, trainable, train_bn=True):
-    """Freezes (``trainable=False``: every layer of the backbone, BatchNormalization in
-    inference mode, as Keras recommends) or unfreezes the backbone of ``build_classifier``;
-    with ``train_bn=False`` its BatchNormalization layers stay frozen after unfreezing."""
-    set_trainable(model.get_layer("backbone"), trainable, train_bn)
+def build_classifier(num_classes, backbone="drn_d_22", weights=None, mean=None, std=None,
+                     dropout=0.0, input_shape=(None, None, 3), name=None,
+                     include_preprocessing=True):
+    """``keras_drn.build_classifier`` (``keras_drn.models.classifier``) for this workflow,
+    whose models always take raw 0-255 RGB: ``include_preprocessing`` defaults to ``True``
+    (the weights' statistics, else ImageNet's, which ``info.json`` records)."""
+    return models_classifier.build_classifier(
+        num_classes, backbone, weights, mean, std, dropout, input_shape, name,
+        include_preprocessing=include_preprocessing)
 
 
 def load_data(spec, val_fraction=0.2, image_dir=None, size=32, seed=0, on_error="skip"):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_drn.workflows.classification import build_classifier
+from keras_drn import build_classifier
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export import export
 from keras_drn.models.preprocessing import with_preprocessing
@@ -105,7 +105,7 @@ def test_end_to_end_without_preprocessing_or_statistics_names_both_ways_out(tmp_
         export(tiny_segmenter(), tmp_path / "mask", end_to_end=True)
     message = str(info.value)
     assert "--mean" in message and "--std" in message and "mean=" in message
-    assert "preprocessing='imagenet'" in message and "build_classifier" in message
+    assert "include_preprocessing=True" in message and "keras_drn.build_classifier" in message
     with pytest.raises(ValueError, match="both mean and std"):
         export(tiny_segmenter(), tmp_path / "mask", end_to_end=True, mean=IMAGENET_MEAN)
     assert os.listdir(tmp_path) == []

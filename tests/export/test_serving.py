@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_drn.workflows.classification import build_classifier
+from keras_drn import build_classifier
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.export import export
 from tests.export.helpers import drn_segmenter, keras_outputs, litert_run, needs, tiny_segmenter
@@ -47,13 +47,13 @@ def assert_equal_up_to_ties(ids, logits):
 # uint8 mask of a model given its statistics (the tiny case of the saved_model test).
 @pytest.mark.tensorflow_only
 def test_end_to_end_segmenter_normalises_once_with_its_own_statistics(tmp_path):
-    """LiteRT and SavedModel masks equal the argmax of a DRNSegmenter(preprocessing=None) twin
-    (same weights) fed (x / 255 - mean) / std computed here."""
+    """LiteRT and SavedModel masks equal the argmax of a DRNSegmenter(include_preprocessing=False)
+    twin (same weights) fed (x / 255 - mean) / std computed here."""
     needs("tensorflow", "ai_edge_litert")
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 32, 32, 3), dtype="uint8")
-    model = drn_segmenter(preprocessing=(MEAN, STD))
+    model = drn_segmenter(mean=MEAN, std=STD)
     centre_logits(model, "seg", images)
     twin = drn_segmenter()
     twin.set_weights(model.get_weights())
@@ -81,7 +81,7 @@ def test_end_to_end_segmenter_normalises_once_with_its_own_statistics(tmp_path):
 
 
 def test_end_to_end_classifier_does_not_normalise_twice(tmp_path):
-    """keras_drn.workflows.classification.build_classifier normalises inside: main's export normalised again
+    """keras_drn.build_classifier(mean=, std=) normalises inside: main's export normalised again
     (with ImageNet's statistics) and its own check, fed the same inputs, passed."""
     tf = pytest.importorskip("tensorflow")
     images = np.random.default_rng(1).integers(0, 256, size=(16, 32, 32, 3), dtype="uint8")
@@ -132,7 +132,7 @@ def test_end_to_end_saved_model_takes_uint8_and_returns_the_argmax_mask(tmp_path
 @pytest.mark.slow
 def test_end_to_end_litert_int8_is_uint8_in_and_out(tmp_path):
     needs("tensorflow", "ai_edge_litert")
-    model = drn_segmenter(num_classes=5, preprocessing="imagenet")
+    model = drn_segmenter(num_classes=5, include_preprocessing=True)
     path = tmp_path / "mask.tflite"
     report = export(model, path, format="litert", input_shape=(48, 48), quantize="int8",
                     representative_data="embedded", end_to_end=True, verbose=False)

@@ -115,7 +115,7 @@ def test_drn_d_22_gcn_segmenter_with_preprocessing():
     # The DRN-D stem (layer0_0/layer0_1), the plain conv units (layerN_{3i} -> layerN_{3i+1})
     # and the GCN head, behind the model's own preprocessing layer.
     model = randomize_batch_norms(keras_drn.DRNSegmenter(
-        "drn_d_22", num_classes=3, head="gcn", gcn_kernel_size=5, preprocessing="imagenet"))
+        "drn_d_22", num_classes=3, head="gcn", gcn_kernel_size=5, include_preprocessing=True))
     folded = fold_batch_norm(model)
     assert batch_norms(folded) == []
     assert isinstance(folded.get_layer("layer0_1"), keras.layers.Identity)
@@ -145,9 +145,9 @@ def test_drn_a_18_with_blur_pool():
 
 
 def test_nested_backbone_of_build_classifier_is_folded():
-    from keras_drn.workflows.classification import build_classifier
+    from keras_drn import build_classifier
 
-    model = randomize_batch_norms(build_classifier(3, "drn_d_22"))
+    model = randomize_batch_norms(build_classifier(3, "drn_d_22", include_preprocessing=True))
     folded = fold_batch_norm(model)
     assert isinstance(folded.get_layer("backbone"), keras.Model)
     assert batch_norms(folded) == [] and batch_norms(model)

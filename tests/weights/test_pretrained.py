@@ -165,14 +165,16 @@ def test_default_is_the_imgclsmob_zip_checked_and_cached(server, files, monkeypa
     _serve_both(server, files, monkeypatch)
     x = random_input((1, 40, 49, 3))
     for _ in range(2):  # the second call uses the cache: no request
-        model = keras_drn.DRN_D_22(weights="imagenet", classifier_activation=None)
+        model = keras_drn.DRN_D_22(weights="imagenet", classifier_activation=None,
+                                   include_preprocessing=False)
         np.testing.assert_allclose(to_numpy(model(x, training=False)), run_torch(files.net, x),
                                    atol=1e-4)
         line, = capsys.readouterr().out.splitlines()
         assert "imgclsmob ImageNet weights" in line and files.zipped.member in line
         assert server.requests == [f"/{files.zipped.file_name}"]
     assert _cached() == [files.zipped.member]  # the checked .pth; no zip, no temporary file
-    backbone = keras_drn.DRN_D_22(weights="imagenet", include_top=False)
+    backbone = keras_drn.DRN_D_22(weights="imagenet", include_top=False,
+                                  include_preprocessing=False)
     assert "backbone" in capsys.readouterr().out
     np.testing.assert_allclose(to_numpy(backbone(x, training=False)),
                                run_torch(files.net, x, "features"), atol=1e-4)
@@ -183,7 +185,8 @@ def test_default_is_the_imgclsmob_zip_checked_and_cached(server, files, monkeypa
 def test_official_source_by_name_and_the_old_mirror_variable(server, files, monkeypatch,
                                                               capsys):
     _serve_both(server, files, monkeypatch)
-    model = keras_drn.DRN_D_22(weights="imagenet:official", classifier_activation=None)
+    model = keras_drn.DRN_D_22(weights="imagenet:official", classifier_activation=None,
+                               include_preprocessing=False)
     x = random_input((1, 33, 40, 3))
     np.testing.assert_allclose(to_numpy(model(x, training=False)), run_torch(files.net, x),
                                atol=1e-4)
@@ -288,7 +291,8 @@ def test_a_read_only_weights_folder_is_read_first_with_no_network(server, files,
     (folder / files.zipped.file_name).write_bytes(files.zip_bytes)  # the published zip as is
     _read_only(folder, monkeypatch)
     monkeypatch.setenv(pretrained.DIR_ENV, str(folder))
-    model = keras_drn.DRN_D_22(weights="imagenet", classifier_activation=None)
+    model = keras_drn.DRN_D_22(weights="imagenet", classifier_activation=None,
+                               include_preprocessing=False)
     x = random_input((1, 24, 31, 3))
     np.testing.assert_allclose(to_numpy(model(x, training=False)), run_torch(files.net, x),
                                atol=1e-4)

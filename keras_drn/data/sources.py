@@ -37,7 +37,13 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from keras_drn.constants import IGNORE_LABEL, IMAGENET_MEAN, IMAGENET_STD
+from keras_drn.constants import (  # the Cityscapes statistics: re-exported here
+    CITYSCAPES_MEAN,
+    CITYSCAPES_STD,
+    IGNORE_LABEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 from keras_drn.data.checks import BINARY_MASK_VALUES, DataError, binary_mask_values, check_pairs
 from keras_drn.data.checks import open_mask as _open_mask
 from keras_drn.data.checks import problem_report
@@ -64,9 +70,6 @@ __all__ = [
     "tfds_dataset",
 ]
 
-# The DRN reference's Cityscapes info.json (0-1 RGB).
-CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
-CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
 CITYSCAPES_CLASS_NAMES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",

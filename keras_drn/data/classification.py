@@ -11,7 +11,7 @@ dropped) and an int32 class index into ``class_names``. Sources:
 
 Images are read by ``keras_drn.data.read_image`` (grayscale to RGB, alpha dropped, 16-bit
 files scaled to 8 bits). Unreadable, corrupt or truncated image files are found when a file
-source is built (every file is decoded once, in full: about 1 ms for a 500 x 375 JPEG): each
+source is built (every file is decoded once, in full): each
 one is reported by name in a ``UserWarning`` and skipped, and the skipped paths are kept in
 ``ClassificationData.skipped`` (``on_error="raise"`` fails instead, with a ``ValueError``
 naming them). A file that changes after the check and then fails to decode stops the
@@ -345,9 +345,8 @@ def classification_pipeline(data, batch_size, training, image_size=32, crop_scal
         image_size: int or ``(height, width)`` of the batches.
         crop_scale: ``(min, max)`` area fraction of the random crop (training).
         flip, color_jitter, rand_augment: the training augmentations to use. ``RandAugment``
-            is off by default: building its graph took about 31 s on the JAX backend
-            here (2 s on TensorFlow and PyTorch; once per pipeline), more than the small
-            runs it would serve.
+            is off by default: building its graph is slow (once per pipeline, slowest on
+            the JAX backend), more than the small runs it would serve.
         shuffle_buffer: records in the shuffle buffer (records, not decoded images).
         seed: seeds the shuffle and the augmentation.
         repeat: repeat forever (give ``model.fit`` its ``steps_per_epoch``).

@@ -64,8 +64,8 @@ class BilinearUpsampling(layers.Layer):
     The kernel is separable, so it runs as two small matrix products, one per axis
     (``upsampling_matrix``; the rows and columns a crop drops are never computed). Written by
     hand because the direct form, a one-channel transposed convolution per class (the channels
-    folded into the batch), has no fast kernel on CPU: in a DRN-D-22 bfloat16 training step at
-    128x128 its gradient took 249 of 560 ms in oneDNN. No weights.
+    folded into the batch), has no fast kernel on CPU: in a DRN-D-22 bfloat16 training step its
+    gradient took most of the step in oneDNN. No weights.
 
     Call: ``layer(scores)`` or ``layer([scores, reference])``.
     Input shape: ``(batch, h, w, C)``. Output shape: ``(batch, factor * h, factor * w, C)``,

@@ -3,9 +3,8 @@
 Dilated convolutions are the core of Dilated Residual Networks (Yu, Koltun, Funkhouser,
 CVPR 2017). Keras' ``Conv2D`` reaches TensorFlow through ``tf.nn.convolution``, which turns
 every dilated convolution into ``SpaceToBatchND -> Conv2D -> BatchToSpaceND``: on CPU that
-costs 20-25% of a dilated layer's forward time and ~10% of its backward (measured with
-``tools/benchmark.py``; DRN-D-22 classification was 0.89x the reference PyTorch code because
-of it). ``tf.nn.conv2d`` takes the dilation natively (oneDNN on CPU, cuDNN on GPU), so this
+costs a large part of a dilated layer's time (measured by ``tools/benchmark.py``; the numbers
+are in the speed guide, docs/speed.md). ``tf.nn.conv2d`` takes the dilation natively (oneDNN on CPU, cuDNN on GPU), so this
 layer calls it directly (the fix proposed in keras-team/keras#17510, not merged; the slowness
 is tensorflow/tensorflow#37883). It also gives LiteRT one dilated CONV_2D at any input size
 (keras-team/keras#17450). JAX and PyTorch already dilate natively and use Keras' path.
@@ -14,16 +13,15 @@ TensorFlow's CPU kernels cannot compute the gradient of a natively dilated convo
 oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``, some ARM builds), nor in float16 even with it; a one-off
 probe per dtype detects that and keeps Keras' space-to-batch path there.
 
-A batch of one image: oneDNN (TensorFlow 2.21 on CPU) picks a slower convolution kernel for a
-batch of 1 than for a batch of 2 with the same pixels: a 3x3 512->512 convolution of 1x64x128
-took 167 ms, the same work as 2x64x64 104 ms (2 cores, AVX-512, idle; ``brg_conv_fwd`` both
-times, so no setting selects the other), while PyTorch's kernel took 114 ms. That is most of
-DRN-D-22's segmentation inference at 512x1024 (levels 6-8 are eight such convolutions). So on a
+A batch of one image: oneDNN (TensorFlow on CPU) picks a slower convolution kernel for a batch
+of 1 than for a batch of 2 with the same pixels (a 3x3 512->512 convolution of 1x64x128 against
+2x64x64; ``brg_conv_fwd`` both times, so no setting selects the other; measured by
+``tools/profile_onednn.py``). That is most of DRN-D-22's segmentation inference at 512x1024 (levels 6-8 are eight such convolutions). So on a
 TensorFlow CPU, a batch of one image through a convolution with at least ``SPLIT_MIN_CHANNELS``
 input and output channels runs as its top and bottom halves (each with the rows of padding its
 kernel reads) stacked into a batch of 2: the same sums per output pixel, and the halves'
-outputs reshape back into the image for free. Under 256 channels the split gained nothing
-(128 channels on 64x128: 8.3 vs 8.5 ms). Export graphs are traced without it
+outputs reshape back into the image for free. Under 256 channels the split gained nothing.
+Export graphs are traced without it
 (``plain_convolutions``): a mobile or GPU runtime has no use for it.
 """
 

@@ -79,3 +79,12 @@ def run(args):
     else:
         download(args.variants, args.dir, args.source)
     return 0
+
+
+def command(commands):
+    return commands.add_parser(
+        "weights", help="list the pretrained files, or download them for offline use")
+
+
+def arguments(parser):
+    build_parser(parser)

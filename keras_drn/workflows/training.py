@@ -22,7 +22,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_drn.constants import (  # noqa: F401  (REFERENCE_*: this module's names too)
+from keras_drn.constants import (
     IGNORE_LABEL,
     REFERENCE_LEARNING_RATE,
     REFERENCE_MOMENTUM,

@@ -145,3 +145,14 @@ def test_user_errors_are_one_line_naming_the_flag_and_bugs_keep_their_traceback(
     (tmp_path / "model.keras").write_bytes(b"")
     with pytest.raises(KeyError, match="a bug"):
         cli.main(["evaluate", str(tmp_path / "model.keras")])
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "ensemble", "threshold", "demo", "export"])
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    parser = cli.build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]
+    for action in sub._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+    assert "usage: keras-drn " + command in capsys.readouterr().out

@@ -168,3 +168,12 @@ def test_a_run_with_tensorboard_and_class_names_then_evaluate_without_data(
     assert cli.main(["evaluate", str(run / "model.keras")]) == 0
     table = capsys.readouterr().out
     assert all(f"\n{name} " in table for name in names) and "mIoU" in table
+
+
+def test_train_command_takes_a_policy():
+    parser = cli.build_parser()
+    assert parser.parse_args(["train"]).mixed_precision == "auto"
+    args = parser.parse_args(["train", "--mixed-precision", "mixed_bfloat16"])
+    assert args.mixed_precision == "mixed_bfloat16"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--mixed-precision", "bf16"])

@@ -48,6 +48,11 @@ def test_evaluate_consistency_of_a_segmenter_and_a_classifier(capsys, tmp_path):
     out = capsys.readouterr().out
     # A per-pixel model is exactly shift equivariant: every pixel keeps its label.
     assert "mIoU" in out and "val shift consistency 100.00% of pixels unchanged" in out
+    # Without --data: the run's data (info.json), so the same scores, not the synthetic
+    # scenes'.
+    assert cli.main(["evaluate", str(run / "model.keras"), "--consistency", "--max-shift",
+                     "4"]) == 0
+    assert capsys.readouterr().out == out
 
     features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 1)(inputs))
     classifier = tmp_path / "classifier.keras"  # no run folder: raw images in

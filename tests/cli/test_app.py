@@ -147,7 +147,7 @@ def test_user_errors_are_one_line_naming_the_flag_and_bugs_keep_their_traceback(
         cli.main(["evaluate", str(tmp_path / "model.keras")])
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "ensemble", "threshold", "demo", "export"])
+@pytest.mark.parametrize("command", cli.COMMANDS)
 def test_help_explains_every_option(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])

@@ -104,6 +104,7 @@ def __dir__():
 
 def _load():
     """Chooses the backend, then imports the public API (registering its serialisables)."""
+    _environment.prepare()
     for name in __all__:
         __getattr__(name)
 

@@ -6,6 +6,14 @@
 - ``IMAGE_EXTENSIONS``: the image files the folder readers pick up (lower case).
 - ``PARAMETERS``: each variant's parameter count (models/variants.py's table checks its
   builds against it; the weights bound the size of a checkpoint file by it).
+- The choice names the ``keras-drn`` command offers before it imports Keras: ``HEADS``,
+  ``CONTEXTS``, ``UPSAMPLINGS`` (the registries of ``keras_drn.models.heads``),
+  ``ANTI_ALIAS`` (``keras_drn.layers.dilated_residual``), ``DTYPE_POLICIES``
+  (``keras_drn.workflows.precision``); tests/test_constants.py checks they are the
+  registries' own.
+- ``REFERENCE_*``: the reference ``segment.py``'s SGD (``keras_drn.workflows.training``).
+- ``HEARTBEAT_TIMEOUT``, ``INIT_TIMEOUT``, ``SHUTDOWN_TIMEOUT``: seconds of a job of several
+  processes (``keras_drn.workflows.distribute``, which explains each).
 """
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,3 +41,28 @@ PARAMETERS = {
     "drn_d_105": 54_801_304,
     "drn_d_107": 59_521_944,
 }
+
+HEADS = ("drn", "gcn")
+CONTEXTS = ("parsenet",)
+UPSAMPLINGS = ("deconv", "bilinear")
+ANTI_ALIAS = (None, "blur", "adaptive")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+# torch.optim.SGD(lr=0.01, momentum=0.9, weight_decay=1e-4) of fyu/drn segment.py.
+REFERENCE_LEARNING_RATE = 0.01
+REFERENCE_MOMENTUM = 0.9
+REFERENCE_WEIGHT_DECAY = 1e-4
+
+# Seconds. JAX's coordination service declares a process dead after this long without a
+# heartbeat (jax.distributed.initialize's heartbeat_timeout_seconds, 100 there as here); the
+# others then abort with "Terminating process because the JAX distributed service detected
+# fatal errors". A process that dies mid-step is noticed sooner: its peers' gloo collective
+# fails at once ("Connection closed by peer").
+HEARTBEAT_TIMEOUT = 100
+# Seconds a process waits at exit for the others (JAX's default is 300). Long, because the
+# other processes wait there while the chief scores the final model on the validation split.
+SHUTDOWN_TIMEOUT = 3600
+# Seconds a process waits for every process of the job to join (JAX's
+# initialization_timeout, 300 there as here). Then it gives up with a message naming whom it
+# waited for, instead of JAX's abort ("another task died") after a silent wait.
+INIT_TIMEOUT = 300

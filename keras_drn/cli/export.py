@@ -1,18 +1,27 @@
-"""``keras-drn export`` (and ``python -m keras_drn.export``, kept for old scripts): the arguments, and the model a
-command line names (a ``.keras`` file or a variant built here)."""
+"""``keras-drn export`` (and ``python -m keras_drn.export``, kept for old scripts): the
+arguments, and the model a command line names (a ``.keras`` file or a variant built here).
+Imports Keras when its arguments are built (their choices are the export formats')."""
 
 import argparse
 import json
 import os
 
-import keras
-import numpy as np
-
+from keras_drn import constants
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
-from keras_drn.export.api import export
-from keras_drn.export.job import FORMATS, QUANTIZATIONS
-from keras_drn.models.preprocessing import preprocessing_of, resolve_statistics, with_preprocessing
-from keras_drn.weights.loading import load_keras_model
+
+
+def command(commands):
+    return commands.add_parser(
+        "export",
+        help="export a model to a SavedModel, LiteRT or ONNX file and verify it against Keras",
+        description="Export a DRN classifier or segmenter (a .keras file or a variant name) to a "
+        "TensorFlow SavedModel, LiteRT (float32/float16/int8) or ONNX file, load it back, "
+        "compare it with Keras and print the report and the op histogram.",
+    )
+
+
+def arguments(parser):
+    build_parser(parser)
 
 
 def _load_model(args):
@@ -20,6 +29,8 @@ def _load_model(args):
     exported end to end is built with a ``preprocessing`` layer: ``--mean``/``--std`` when
     given, else ImageNet's (the published weights' statistics)."""
     import keras_drn
+    from keras_drn.models.preprocessing import resolve_statistics, with_preprocessing
+    from keras_drn.weights.loading import load_keras_model
 
     if args.model.endswith(".keras"):
         return load_keras_model(args.model)
@@ -56,6 +67,8 @@ def _recorded_statistics(model_path):
 
 def build_parser(parser=None):
     """The export arguments, added to ``parser`` (``keras-drn export``) or to a new parser."""
+    from keras_drn.export.job import FORMATS, QUANTIZATIONS
+
     parser = parser or argparse.ArgumentParser(
         prog="keras-drn export",
         description="Export a DRN classifier or segmenter to a TensorFlow SavedModel, LiteRT "
@@ -93,10 +106,11 @@ def build_parser(parser=None):
                         help="with a variant name: build a classifier or a DRNSegmenter")
     parser.add_argument("--num-classes", type=int,
                         help="with a variant name: classes (default 1000 / 19)")
-    parser.add_argument("--head", default="drn", choices=["drn", "gcn"],
+    parser.add_argument("--head", default="drn", choices=constants.HEADS,
                         help="with a variant name: segmentation head")
-    parser.add_argument("--context", choices=["parsenet"], help="segmenter global context")
-    parser.add_argument("--upsampling", default="deconv", choices=["deconv", "bilinear"],
+    parser.add_argument("--context", choices=constants.CONTEXTS,
+                        help="segmenter global context")
+    parser.add_argument("--upsampling", default="deconv", choices=constants.UPSAMPLINGS,
                         help="segmenter upsampling")
     parser.add_argument("--weights", help="with a variant name: 'imagenet' or a weights file")
     return parser
@@ -104,6 +118,11 @@ def build_parser(parser=None):
 
 def run(args):
     """Exports as parsed by ``build_parser``; the report is printed; returns 0."""
+    import numpy as np
+
+    from keras_drn.export.api import export
+    from keras_drn.models.preprocessing import preprocessing_of
+
     if (args.mean is None) != (args.std is None):
         raise SystemExit("keras-drn export: give both --mean and --std, or neither.")
     representative = args.representative_data

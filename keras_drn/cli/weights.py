@@ -11,7 +11,8 @@ from keras_drn.weights import pretrained, sources
 def build_parser(parser=None):
     """The ``weights`` subcommands, added to ``parser`` or to a new stand-alone parser."""
     parser = parser or argparse.ArgumentParser(prog="keras-drn weights")
-    actions = parser.add_subparsers(dest="weights_command", required=True)
+    actions = parser.add_subparsers(dest="weights_command", required=True,
+                                    help="list or download")
     actions.add_parser("list", help="the pretrained files per variant and source, and which "
                        f"are in {pretrained.DIR_ENV} or the cache")
     fetch = actions.add_parser(
@@ -79,3 +80,12 @@ def run(args):
     else:
         download(args.variants, args.dir, args.source)
     return 0
+
+
+def command(commands):
+    return commands.add_parser(
+        "weights", help="list the pretrained files, or download them for offline use")
+
+
+def arguments(parser):
+    build_parser(parser)

@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw
 from keras_drn import atomic
 from keras_drn.workflows import precision
 from keras_drn.workflows import runs
+from keras_drn.workflows.record import ClassificationRun
 from keras_drn.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_drn.data.registry import CLASSIFICATION_SOURCES
 from keras_drn.models import classifier as models_classifier
@@ -68,120 +69,145 @@ def count_trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def train(data="synthetic", output_dir="runs/classifier", backbone="drn_d_22",
-          backbone_weights=None, image_size=32, head_epochs=2, epochs=8, batch_size=32,
-          learning_rate=1e-3, finetune_learning_rate=3e-4, weight_decay=1e-4, patience=3,
-          val_fraction=0.2, image_dir=None, train_bn=None, dropout=0.0, mixed_precision="auto",
-          crop_scale=(0.35, 1.0), color_jitter=True, rand_augment=False, seed=0,
-          overwrite=False, verbose=2):
+def train(**kwargs):
     """Fine-tunes a DRN classifier in two phases and scores it on the validation split.
+
+    The arguments are the fields of ``keras_drn.workflows.record.ClassificationRun`` (their
+    defaults and meaning are there); an unknown one is a TypeError.
 
     Phase 1 trains the new head for ``head_epochs`` on the frozen backbone at
     ``learning_rate``; phase 2 trains everything for up to ``epochs`` at
     ``finetune_learning_rate``. Both use AdamW, sparse cross-entropy and early stopping on
     validation accuracy (``patience`` epochs); the best epoch over both is kept. The run
-    folder (``keras_drn.workflows.runs``) is safe to kill: a rerun resumes in the phase and epoch where
-    it stopped; a complete run is not trained again; another run's folder is refused unless
-    ``overwrite``.
+    folder (``keras_drn.workflows.runs``) is safe to kill: a rerun resumes in the phase and
+    epoch where it stopped; a complete run is not trained again; another run's folder is
+    refused unless ``overwrite``.
 
-    Args:
+    Args (some):
         data: see ``DATA_HELP``; ``image_dir`` is the image folder of a CSV.
         backbone_weights: ``None``, ``"imagenet"`` or a weights file for the backbone.
         image_size: side of the square training and evaluation images.
         train_bn: let BatchNormalization learn in phase 2; default (``None``): only for a
             randomly initialised backbone (pretrained statistics are better than those of
             small fine-tuning batches).
-        mixed_precision: ``"auto"`` (``keras_drn.workflows.precision.auto_policy``: mixed_bfloat16 on
-            GPUs with bfloat16 tensor cores and, on TensorFlow, on CPUs with AMX-BF16;
-            mixed_float16 on older GPUs; float32 elsewhere), ``True`` (mixed_float16),
-            ``False`` (float32) or a policy name (``"mixed_bfloat16"``). ``"auto"`` keeps a
-            global policy other than float32 that the caller set. The policy is global and
-            stays set afterwards.
+        mixed_precision: ``"auto"`` (``keras_drn.workflows.precision.auto_policy``:
+            mixed_bfloat16 on GPUs with bfloat16 tensor cores and, on TensorFlow, on CPUs with
+            AMX-BF16; mixed_float16 on older GPUs; float32 elsewhere), ``True``
+            (mixed_float16), ``False`` (float32) or a policy name (``"mixed_bfloat16"``).
+            ``"auto"`` keeps a global policy other than float32 that the caller set. The
+            policy is global and stays set afterwards.
         crop_scale, color_jitter, rand_augment: the training augmentation
             (``keras_drn.data.classification_pipeline``; ``RandAugment`` is slow to build).
+        tensorboard: also Keras's TensorBoard logs in ``OUTPUT_DIR/tensorboard``.
 
     Returns:
         ``(model, report)``: the model with the best weights and its
         ``ClassificationReport`` on the validation split (flip test-time augmentation).
     """
+    return train_run(ClassificationRun.from_kwargs("train", **kwargs))
+
+
+train.__signature__ = ClassificationRun.signature()
+
+
+def train_run(record):
+    """``train`` of a ``ClassificationRun``."""
     from keras_drn import data as data_lib
 
-    precision.apply(mixed_precision)
-    run = runs.RunFolder(output_dir)
-    keras.utils.set_random_seed(seed)
-    train_data, val_data = load_data(data, val_fraction, image_dir, image_size, seed)
-    val_set = data_lib.classification_pipeline(val_data, batch_size, training=False,
-                                               image_size=image_size, cache=True)
-    info = {"task": "classification", "data": data, "image_dir": image_dir,
-            "num_classes": train_data.num_classes,
-            "class_names": list(train_data.class_names), "image_size": image_size,
-            "seed": seed, "val_fraction": val_fraction, "backbone": backbone,
-            "backbone_weights": backbone_weights, "dropout": dropout,
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "head_epochs": head_epochs, "epochs": epochs, "batch_size": batch_size,
-            "learning_rate": learning_rate, "finetune_learning_rate": finetune_learning_rate,
-            "weight_decay": weight_decay, "patience": patience,
-            "dtype_policy": keras.config.dtype_policy().name, "processes": 1}
+    runs.check_tensorboard(record.tensorboard)
+    precision.apply(record.mixed_precision)
+    run = runs.RunFolder(record.output_dir)
+    keras.utils.set_random_seed(record.seed)
+    train_data, val_data = load_data(record.data, record.val_fraction, record.image_dir,
+                                     record.image_size, record.seed)
+    val_set = data_lib.classification_pipeline(val_data, record.batch_size, training=False,
+                                               image_size=record.image_size, cache=True)
+    record = dataclasses.replace(
+        record, num_classes=train_data.num_classes,
+        class_names=tuple(train_data.class_names), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        dtype_policy=keras.config.dtype_policy().name, processes=1)
     with run.lock():
-        info = run.start(info, overwrite=overwrite)
+        info = run.start(record.to_json(), overwrite=record.overwrite)
         state = runs.read_state(run.state_dir)
         if run.model_path.exists() and state and state.get("finished"):
-            print(f"{run.path} is a complete run ({info['epochs_done']} epochs): nothing to "
-                  "train. Pass --overwrite to start over.")
-            model = load_classifier(run.model_path)
-            report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
-            run.finish(info)
-            print(f"validation (flip test-time augmentation):\n{report.table}")
-            return model, report
-        train_set = data_lib.classification_pipeline(
-            train_data, batch_size, training=True, image_size=image_size,
-            crop_scale=crop_scale, color_jitter=color_jitter, rand_augment=rand_augment,
-            seed=seed)
-        model = build_classifier(train_data.num_classes, backbone, backbone_weights,
-                                 dropout=dropout)
+            return _complete(run, info, train_data, val_set)
+        model = build_classifier(train_data.num_classes, record.backbone,
+                                 record.backbone_weights, dropout=record.dropout)
         print(f"{model.name}: {model.count_params():,} parameters, backend "
               f"{keras.backend.backend()}, {info['dtype_policy']}; {train_data.size} training "
               f"and {val_data.size} validation images of {train_data.name}"
               + (f" ({len(train_data.skipped)} unreadable skipped)" if train_data.skipped
                  else "") + f"; classes: {', '.join(train_data.class_names)}.")
         start = time.time()
-        phases = [(1, False, 0, head_epochs, learning_rate),
-                  (2, True, head_epochs, head_epochs + epochs, finetune_learning_rate)]
-        resume_phase = state.get("phase", 1) if state else 1
-        checkpoint = None
-        for phase, trainable, first, last, rate in phases:
-            if last <= first or phase < resume_phase:
-                continue
-            bn = backbone_weights is None if train_bn is None else train_bn
-            set_backbone_trainable(model, trainable, train_bn=bn)
-            _compile(model, rate, weight_decay)  # recompile: the trainable weights changed
-            what = "head only, backbone frozen" if not trainable else (
-                "whole network" + ("" if bn else ", BatchNormalization frozen"))
-            print(f"phase {phase}: {what}, {count_trainable(model):,} trainable parameters, "
-                  f"learning rate {rate:g}")
-            checkpoint = runs.RunCheckpoint(run.path, monitor="val_accuracy", mode="max",
-                                            patience=patience, phase=phase)
-            model.fit(train_set, validation_data=val_set, initial_epoch=first, epochs=last,
-                      verbose=verbose, callbacks=[checkpoint],
-                      shuffle=False)  # the pipeline shuffles
-            if checkpoint.restored_epoch:
-                print(f"phase {phase} resumed after epoch {checkpoint.restored_epoch}")
+        train_set = data_lib.classification_pipeline(
+            train_data, record.batch_size, training=True, image_size=record.image_size,
+            crop_scale=record.crop_scale, color_jitter=record.color_jitter,
+            rand_augment=record.rand_augment, seed=record.seed)
+        best = _phases(run, record, model, train_set, val_set, state)
         elapsed = time.time() - start
-        if run.best_path.exists():  # the best epoch over both phases (its weights only: its
-            model.set_weights(runs.load_model(run.best_path).get_weights())  # optimizer differs
-        atomic.write_atomically(run.model_path, model.save, "run")
-        report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
-        confusion_path = run.path / "confusion_matrix.png"
-        save_confusion_matrix(report.confusion, report.class_names, confusion_path)
-        best = checkpoint.best if checkpoint is not None else None
-        state = runs.read_state(run.state_dir) or {}
-        atomic.write_json(run.state_dir / "state.json", dict(state, finished=True), "run")
-        run.finish(dict(info, epochs_done=state.get("epoch", 0)), val_accuracy=best)
+        report, confusion_path = _finish(run, info, model, val_set, train_data, best)
     print(f"trained for {elapsed:.0f} s; best validation accuracy "
           f"{float('nan') if best is None else best:.4f}")
     print(f"validation (flip test-time augmentation):\n{report.table}")
     print(f"wrote {run.model_path} and {confusion_path}")
     return model, report
+
+
+def _complete(run, info, train_data, val_set):
+    """A rerun of a complete run: nothing trains; the model is scored again."""
+    print(f"{run.path} is a complete run ({info['epochs_done']} epochs): nothing to "
+          "train. Pass --overwrite to start over.")
+    model = load_classifier(run.model_path)
+    report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
+    run.finish(info)
+    print(f"validation (flip test-time augmentation):\n{report.table}")
+    return model, report
+
+
+def _phases(run, record, model, train_set, val_set, state):
+    """Fits the head alone, then the whole network, from where the run's state stopped;
+    the best monitored score (``None`` when no epoch ran)."""
+    phases = [(1, False, 0, record.head_epochs, record.learning_rate),
+              (2, True, record.head_epochs, record.head_epochs + record.epochs,
+               record.finetune_learning_rate)]
+    resume_phase = state.get("phase", 1) if state else 1
+    checkpoint = None
+    for phase, trainable, first, last, rate in phases:
+        if last <= first or phase < resume_phase:
+            continue
+        bn = record.backbone_weights is None if record.train_bn is None else record.train_bn
+        set_backbone_trainable(model, trainable, train_bn=bn)
+        _compile(model, rate, record.weight_decay)  # recompile: the trainables changed
+        what = "head only, backbone frozen" if not trainable else (
+            "whole network" + ("" if bn else ", BatchNormalization frozen"))
+        print(f"phase {phase}: {what}, {count_trainable(model):,} trainable parameters, "
+              f"learning rate {rate:g}")
+        checkpoint = runs.RunCheckpoint(run.path, monitor="val_accuracy", mode="max",
+                                        patience=record.patience, phase=phase)
+        callbacks = [checkpoint]
+        if record.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(run.path / runs.TENSORBOARD)))
+        model.fit(train_set, validation_data=val_set, initial_epoch=first, epochs=last,
+                  verbose=record.verbose, callbacks=callbacks,
+                  shuffle=False)  # the pipeline shuffles
+        if checkpoint.restored_epoch:
+            print(f"phase {phase} resumed after epoch {checkpoint.restored_epoch}")
+    return checkpoint.best if checkpoint is not None else None
+
+
+def _finish(run, info, model, val_set, train_data, best):
+    """Keeps the best epoch's weights, saves the model, scores it, draws the confusion
+    matrix and marks the run complete; ``(report, confusion_path)``."""
+    if run.best_path.exists():  # the best epoch over both phases (its weights only: its
+        model.set_weights(runs.load_model(run.best_path).get_weights())  # optimizer differs
+    atomic.write_atomically(run.model_path, model.save, "run")
+    report = evaluate_classifier(model, val_set, train_data.class_names, tta=True)
+    confusion_path = run.path / "confusion_matrix.png"
+    save_confusion_matrix(report.confusion, report.class_names, confusion_path)
+    state = runs.read_state(run.state_dir) or {}
+    atomic.write_json(run.state_dir / "state.json", dict(state, finished=True), "run")
+    run.finish(dict(info, epochs_done=state.get("epoch", 0)), val_accuracy=best)
+    return report, confusion_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,11 +270,11 @@ def evaluate_classifier(model, dataset, class_names, tta=True):
     return ClassificationReport(confusion, tuple(class_names))
 
 
-def evaluate(model_path, data, split="val", tta=False, consistency=False, max_shift=8,
+def evaluate(model_path, data=None, split="val", tta=False, consistency=False, max_shift=8,
              info_path=None, image_dir=None, val_fraction=None, seed=None, batch_size=32):
     """Scores a saved classification run on ``split`` (``"train"`` or ``"val"``) of ``data``
-    (see ``DATA_HELP``), split as in training (``val_fraction`` and ``seed`` default to the
-    run's, from its ``info.json``).
+    (see ``DATA_HELP``), split as in training (``data``, ``image_dir``, ``val_fraction`` and
+    ``seed`` default to the run's, from its ``info.json``).
 
     Images are fed raw (0-255), as the model normalises them itself; the image size and class
     names come from the run's ``info.json``. Returns ``(report, shift)``: a
@@ -260,8 +286,11 @@ def evaluate(model_path, data, split="val", tta=False, consistency=False, max_sh
     from keras_drn.evaluation.consistency import classification_consistency
 
     info = read_info(model_path, info_path)
-    val_fraction = info.get("val_fraction", 0.2) if val_fraction is None else val_fraction
-    seed = info.get("seed", 0) if seed is None else seed
+    recorded = ClassificationRun.from_json(info)
+    data = recorded.data if data is None else data
+    image_dir = recorded.image_dir if image_dir is None else image_dir
+    val_fraction = recorded.val_fraction if val_fraction is None else val_fraction
+    seed = recorded.seed if seed is None else seed
     model = load_classifier(model_path)
     splits = dict(zip(("train", "val"), load_data(data, val_fraction, image_dir,
                                                   info["image_size"], seed)))

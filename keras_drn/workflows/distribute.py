@@ -47,6 +47,7 @@ import threading
 import keras
 
 from keras_drn import _keras_compat
+from keras_drn.constants import HEARTBEAT_TIMEOUT, INIT_TIMEOUT, SHUTDOWN_TIMEOUT  # noqa: F401
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 # One MirroredStrategy per device set and process. A second strategy over the same devices
@@ -162,19 +163,7 @@ process 0, ``None`` for a single process), ``num_processes``, this ``process_id`
 chief, which writes the run folder) and the ``source`` the values came from."""
 
 SINGLE_PROCESS = Cluster(None, 1, 0, "a single process")
-# Seconds. JAX's coordination service declares a process dead after this long without a
-# heartbeat (jax.distributed.initialize's heartbeat_timeout_seconds, 100 there as here); the
-# others then abort with "Terminating process because the JAX distributed service detected
-# fatal errors". A process that dies mid-step is noticed sooner: its peers' gloo collective
-# fails at once ("Connection closed by peer").
-HEARTBEAT_TIMEOUT = 100
-# Seconds a process waits at exit for the others (JAX's default is 300). Long, because the
-# other processes wait there while the chief scores the final model on the validation split.
-SHUTDOWN_TIMEOUT = 3600
-# Seconds a process waits for every process of the job to join (JAX's
-# initialization_timeout, 300 there as here). Then it gives up with a message naming whom it
-# waited for, instead of JAX's abort ("another task died") after a silent wait.
-INIT_TIMEOUT = 300
+# HEARTBEAT_TIMEOUT, SHUTDOWN_TIMEOUT, INIT_TIMEOUT: keras_drn.constants, which says what each is.
 PORT_VARIABLE = "KERAS_DRN_COORDINATOR_PORT"
 _STARTED = {}  # the Cluster this process joined
 

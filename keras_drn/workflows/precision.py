@@ -19,9 +19,7 @@ Mixed precision pays where the hardware has fast low-precision matrix units:
 
 import functools
 
-import keras
-
-POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+from keras_drn.constants import DTYPE_POLICIES as POLICIES
 # Backends whose CPU bfloat16 path was measured faster than float32 on an AMX CPU.
 CPU_BFLOAT16_BACKENDS = ("tensorflow",)
 CHOICES = ("auto",) + POLICIES
@@ -43,6 +41,8 @@ def cpu_has_amx_bf16(cpuinfo="/proc/cpuinfo"):
 def gpu_capability():
     """``None`` without a GPU, else ``(major, minor)`` of the first GPU's compute
     capability as the Keras backend reports it (``(0, 0)`` where it reports none)."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -70,6 +70,8 @@ def auto_policy(backend=None, capability=..., amx=None):
 
     ``backend``, ``capability`` (``gpu_capability()``) and ``amx`` (``cpu_has_amx_bf16()``)
     default to what this process sees."""
+    import keras
+
     backend = backend or keras.backend.backend()
     capability = gpu_capability() if capability is ... else capability
     if capability is not None:
@@ -99,6 +101,8 @@ def resolve(mixed_precision):
 def apply(mixed_precision):
     """Sets the global dtype policy ``resolve(mixed_precision)`` names and returns its name;
     ``"auto"`` keeps a policy other than float32 that the caller set already."""
+    import keras
+
     current = keras.config.dtype_policy().name
     if mixed_precision == "auto" and current != "float32":
         return current

@@ -7,6 +7,7 @@
     RUN/best.keras       the best epoch by the monitored score
     RUN/log.csv          one row per finished epoch
     RUN/state/           resume state: state.json + the last two epoch-NNNN.weights.h5
+    RUN/tensorboard/     TensorBoard's logs, when asked (train tensorboard=True)
     RUN/.lock            held by the process that trains into RUN
 
 Every file is written atomically (``keras_drn.atomic``): SIGKILL at any instant leaves each
@@ -44,6 +45,7 @@ import keras
 import numpy as np
 
 from keras_drn import _keras_compat, atomic
+from keras_drn.workflows.record import RECORDS
 
 FORMAT = 2
 INFO, MODEL, BEST, LOG, STATE, LOCK = (
@@ -51,20 +53,24 @@ INFO, MODEL, BEST, LOG, STATE, LOCK = (
 # What a run writes beside its models, recorded as keras_drn's (keras_drn.atomic): a new run
 # refuses a folder where such a file exists that keras_drn did not write, unless --overwrite.
 OUTPUTS = ("val_predictions.png", "confusion_matrix.png", "submission.csv", "oof.npz")
-# Keys whose values identify a run: a rerun with other values is another run.
-IDENTITY = {
-    "segmentation": ("task", "data", "num_classes", "class_names", "size", "crop_size", "seed",
-                     "backbone", "head", "context", "anti_alias", "upsampling",
-                     "backbone_weights", "mean", "std", "folds", "fold", "stratify",
-                     "group_by"),
-    "classification": ("task", "data", "image_dir", "num_classes", "class_names",
-                       "image_size", "seed", "val_fraction", "backbone", "backbone_weights",
-                       "dropout"),
-}
+TENSORBOARD = "tensorboard"  # TensorBoard's logs (train tensorboard=True)
+# Keys whose values identify a run: a rerun with other values is another run. The fields of
+# the run record marked identity=True (keras_drn.workflows.record), and the task.
+IDENTITY = {task: record.identity_keys() for task, record in RECORDS.items()}
 
 
 class RunError(ValueError):
     """A run folder that cannot be used as asked (another run, in use, old or damaged)."""
+
+
+def check_tensorboard(tensorboard):
+    """ValueError, before anything trains, when ``tensorboard=True`` and the ``tensorboard``
+    package that Keras's TensorBoard callback writes with is not installed."""
+    import importlib.util
+
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("tensorboard=True writes with the tensorboard package, which is not "
+                         "installed: pip install 'keras-drn[tensorboard]'.")
 
 
 def versions():
@@ -301,6 +307,7 @@ class RunFolder:
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        shutil.rmtree(self.path / TENSORBOARD, ignore_errors=True)
 
 
 def read_json(path):

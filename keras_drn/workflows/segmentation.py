@@ -9,6 +9,7 @@ unfinished epoch.
 """
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 import time
@@ -22,6 +23,7 @@ from keras_drn.data.registry import SEGMENTATION_SOURCES
 from keras_drn.workflows import distribute
 from keras_drn.workflows import precision
 from keras_drn.workflows import runs
+from keras_drn.workflows.record import SegmentationRun
 
 DATA_HELP = SEGMENTATION_SOURCES.help()
 # spec prefix -> pixel order of the CSV's RLEs
@@ -61,21 +63,26 @@ def load_segmenter(model_path):
     return runs.load_for_inference(model_path)
 
 
-def _check_num_classes(num_classes, where):
+def _check_num_classes(num_classes, where=None):
     if num_classes is not None and num_classes < 1:
-        raise ValueError(f"{where} has num_classes={num_classes}: give 1 (a binary mask: one "
-                         "logit per pixel) or the number of classes.")
+        raise ValueError(f"{where + ' has ' if where else ''}num_classes={num_classes}: give 1 "
+                         "(a binary mask: one logit per pixel) or the number of classes.")
 
 
-def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="drn",
-          context=None, anti_alias=None, upsampling="deconv", backbone_weights=None,
-          num_classes=None, size=64, epochs=10, batch_size=8, crop_size=None,
-          optimizer="sgd", learning_rate=0.01, lr_mode="poly", step=100, momentum=0.9,
-          weight_decay=1e-4, scale=2.0, rotate=10, flip=True, seed=0, overwrite=False,
-          mixed_precision="auto", verbose=2, coordinator=None, num_processes=None,
-          process_id=None, heartbeat_timeout=distribute.HEARTBEAT_TIMEOUT, folds=None,
-          fold=None, stratify=None, group_by=None, init_timeout=distribute.INIT_TIMEOUT):
+def _check_class_names(class_names, num_classes, source):
+    """ValueError unless ``class_names`` (when given) names each of ``num_classes`` classes
+    (``source``: where that count comes from)."""
+    if class_names is not None and num_classes is not None and (
+            len(class_names) != num_classes):
+        raise ValueError(f"class_names= gives {len(class_names)} names but {source}: give "
+                         "one name per class.")
+
+
+def train(**kwargs):
     """Trains a ``DRNSegmenter`` with the reference recipe and scores it on the val split.
+
+    The arguments are the fields of ``keras_drn.workflows.record.SegmentationRun`` (their
+    defaults, choices and meaning are there); an unknown one is a TypeError.
 
     The model takes raw 0-255 RGB and carries the data's normalisation (``preprocessing``
     layer). Returns ``(model, report)``: the final model and its
@@ -83,12 +90,14 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     arguments and ``output_dir`` after an interruption (SIGKILL included) resumes at the first
     unfinished epoch; on a complete run it trains nothing and says so (a larger ``epochs``
     extends it); a folder that holds another run is refused unless ``overwrite``.
-    ``mixed_precision`` is ``keras_drn.workflows.classification.train``'s (``keras_drn.workflows.precision``); the
-    losses and the logits stay float32.
+    ``mixed_precision`` is ``keras_drn.workflows.classification.train``'s
+    (``keras_drn.workflows.precision``); the losses and the logits stay float32.
+    ``tensorboard``: also Keras's TensorBoard logs in ``OUTPUT_DIR/tensorboard``;
+    ``class_names``: the names of the classes (default: the data's).
 
     Several processes (JAX; ``coordinator``, ``num_processes``, ``process_id``, or the
-    launcher's environment, see ``keras_drn.workflows.distribute.initialize``; ``heartbeat_timeout``
-    and ``init_timeout`` are its): every process runs
+    launcher's environment, see ``keras_drn.workflows.distribute.initialize``;
+    ``heartbeat_timeout`` and ``init_timeout`` are its): every process runs
     this with the same arguments; ``batch_size`` is the global batch, each process trains on
     ``batch_size / num_processes`` of it and BatchNormalization sees the whole of it. Only
     process 0 writes the run folder and scores the final model (the others return
@@ -99,152 +108,219 @@ def train(data="synthetic", output_dir="runs/drn", backbone="drn_d_22", head="dr
     validation score of each epoch leaves out the last partial global batch (the final
     report scores every example).
 
-    K-fold (``keras_drn.workflows.folds``): with ``folds=K`` and ``fold=I`` the training split is cut
-    into K seeded folds (``seed``; ``stratify="empty"`` balances empty and non-empty masks,
-    ``group_by`` names a column of a CSV source whose values never straddle two folds); the
-    run trains on the other folds, validates on fold I, and ends by writing ``oof.npz``: the
-    fold's ids, its flip-TTA probabilities and masks (a rerun of the complete run writes it
-    when missing). ``train_folds`` runs every fold.
+    K-fold (``keras_drn.workflows.folds``): with ``folds=K`` and ``fold=I`` the training split
+    is cut into K seeded folds (``seed``; ``stratify="empty"`` balances empty and non-empty
+    masks, ``group_by`` names a column of a CSV source whose values never straddle two
+    folds); the run trains on the other folds, validates on fold I, and ends by writing
+    ``oof.npz``: the fold's ids, its flip-TTA probabilities and masks (a rerun of the complete
+    run writes it when missing). ``train_folds`` runs every fold.
     """
-    import keras_drn
-    from keras_drn import data as data_lib
-    from keras_drn.workflows import folds as fold_lib
-    from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
-    from keras_drn.workflows.training import (
-        compile_segmenter,
-        monitored_metric,
-        poly_schedule,
-        reference_optimizer,
-        step_schedule,
-        training_callbacks,
-    )
-    from keras_drn.evaluation.visualize import comparison_grid, save_png
+    return train_run(SegmentationRun.from_kwargs("train", **kwargs))
 
-    _check_num_classes(num_classes, "--num-classes")
-    if lr_mode not in ("poly", "step"):
-        raise ValueError(f"lr_mode must be 'poly' or 'step'; received {lr_mode!r}.")
-    if optimizer not in ("sgd", "adamw"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adamw'; received {optimizer!r}.")
-    fold_lib.check_folds(folds, fold, stratify, group_by)
-    if fold == "all":
-        raise ValueError("fold='all' trains every fold: call train_folds (keras-drn train "
-                         "--fold all).")
-    cluster = distribute.resolve_cluster(coordinator, num_processes, process_id)
-    if batch_size % cluster.num_processes:
-        raise ValueError(f"batch_size={batch_size} (the global batch) does not divide over "
-                         f"{cluster.num_processes} processes: give a multiple of "
-                         f"{cluster.num_processes}.")
-    distribute.initialize(*cluster[:3], heartbeat_timeout=heartbeat_timeout,
-                          init_timeout=init_timeout)
-    # Only now: "auto" asks the backend for its devices, and JAX refuses to join a job
-    # once anything has touched the backend.
-    precision.apply(mixed_precision)
-    run = runs.RunFolder(output_dir)
-    keras.utils.set_random_seed(seed)
-    train_data = load_data(data, "train", num_classes, size, seed)
-    if folds is None:
-        val_data = load_data(data, "val", num_classes, size, seed)
-    else:
-        train_data, val_data = fold_lib.split(train_data, folds, fold, seed=seed,
-                                              stratify=stratify, group_by=group_by)
-    _check_num_classes(train_data.num_classes, str(data))
-    if train_data.size < batch_size:
-        raise ValueError(f"batch_size={batch_size} exceeds the {train_data.size} training "
-                         f"examples of {train_data.name}.")
-    if crop_size is None and data == "synthetic":
-        crop_size = size
-    info = {
-        "task": "segmentation", "data": data, "num_classes": train_data.num_classes,
-        "class_names": list(train_data.class_names),
-        "size": size if data == "synthetic" else None, "crop_size": crop_size, "seed": seed,
-        "backbone": backbone, "head": head, "context": context, "anti_alias": anti_alias,
-        "upsampling": upsampling, "backbone_weights": backbone_weights,
-        "mean": [float(v) for v in train_data.mean], "std": [float(v) for v in train_data.std],
-        "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
-        "learning_rate": learning_rate, "lr_mode": lr_mode, "step": step,
-        "momentum": momentum, "weight_decay": weight_decay, "scale": scale, "rotate": rotate,
-        "flip": flip, "processes": cluster.num_processes,
-        "dtype_policy": keras.config.dtype_policy().name,
-        "folds": folds, "fold": fold, "stratify": stratify, "group_by": group_by,
-    }
-    val_set = data_lib.segmentation_pipeline(val_data, 1 if crop_size is None else batch_size,
-                                             training=False)
-    oof_path = run.path / fold_lib.OOF
-    with run.session(info, overwrite=overwrite) as info, contextlib.ExitStack() as parallel:
-        if info["epochs_done"] >= epochs and run.model_path.exists():
-            if not distribute.is_chief():
-                return None, None
-            print(f"{run.path} is a complete run ({info['epochs_done']} epochs, as asked): "
-                  "nothing to train. Pass a larger --epochs to train further, or --overwrite "
-                  "to start over.")
-            model = load_segmenter(run.model_path)
-            report = evaluate_segmenter(model, val_set, info["num_classes"], class_names=(
-                display_classes(info["num_classes"], info["class_names"])[1]),
-                name=val_data.name)
-            if folds is not None and not oof_path.exists():
-                _write_oof(model, val_data, oof_path, folds, fold)
-            run.finish(info)
-            print(f"validation IoU (%) of {run.model_path}:\n{report.table}")
-            return model, report
+
+train.__signature__ = SegmentationRun.signature()
+
+
+def train_run(record):
+    """``train`` of a ``SegmentationRun``."""
+    from keras_drn import data as data_lib
+
+    _check_options(record)
+    cluster = _join_job(record)
+    run = runs.RunFolder(record.output_dir)
+    keras.utils.set_random_seed(record.seed)
+    train_data, val_data = _training_data(record)
+    record = _learned(record, train_data, cluster)
+    val_set = data_lib.segmentation_pipeline(
+        val_data, 1 if record.crop_size is None else record.batch_size, training=False)
+    with run.session(record.to_json(), overwrite=record.overwrite) as info:
+        if info["epochs_done"] >= record.epochs and run.model_path.exists():
+            return _complete(run, info, record, val_data, val_set)
         run.check_precision(info, keras.config.dtype_policy().name)  # its epochs' precision
         if distribute.is_chief():  # an earlier model's
-            oof_path.unlink(missing_ok=True)
-        train_set = data_lib.segmentation_pipeline(
-            train_data, batch_size, training=True, crop_size=crop_size, scale=scale,
-            rotate=rotate, flip=flip, seed=seed)
+            (run.path / _folds().OOF).unlink(missing_ok=True)
+        model = _fit(run, info, record, train_data, val_data, val_set, cluster)
+        if not distribute.is_chief():
+            return model, None
+        return _finish(run, info, record, model, val_data, val_set, cluster)
+
+
+def _folds():
+    from keras_drn.workflows import folds
+
+    return folds
+
+
+def _check_options(record):
+    """ValueError naming the argument for options that cannot work together."""
+    _check_num_classes(record.num_classes)
+    runs.check_tensorboard(record.tensorboard)
+    _check_class_names(record.class_names, record.num_classes,
+                       f"num_classes={record.num_classes}")
+    if record.lr_mode not in ("poly", "step"):
+        raise ValueError(f"lr_mode must be 'poly' or 'step'; received {record.lr_mode!r}.")
+    if record.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw'; received {record.optimizer!r}.")
+    _folds().check_folds(record.folds, record.fold, record.stratify, record.group_by)
+    if record.fold == "all":
+        raise ValueError("fold='all' trains every fold: call train_folds (keras-drn train "
+                         "--fold all).")
+
+
+def _join_job(record):
+    """Joins the job of several processes (if any) and sets the dtype policy; the Cluster."""
+    cluster = distribute.resolve_cluster(record.coordinator, record.num_processes,
+                                         record.process_id)
+    if record.batch_size % cluster.num_processes:
+        raise ValueError(f"batch_size={record.batch_size} (the global batch) does not divide "
+                         f"over {cluster.num_processes} processes: give a multiple of "
+                         f"{cluster.num_processes}.")
+    distribute.initialize(*cluster[:3], heartbeat_timeout=record.heartbeat_timeout,
+                          init_timeout=record.init_timeout)
+    # Only now: "auto" asks the backend for its devices, and JAX refuses to join a job
+    # once anything has touched the backend.
+    precision.apply(record.mixed_precision)
+    return cluster
+
+
+def _training_data(record):
+    """``(train, val)`` ``SegmentationData``: the data's splits, or a fold's."""
+    train_data = load_data(record.data, "train", record.num_classes, record.size, record.seed)
+    if record.folds is None:
+        val_data = load_data(record.data, "val", record.num_classes, record.size, record.seed)
+    else:
+        train_data, val_data = _folds().split(
+            train_data, record.folds, record.fold, seed=record.seed, stratify=record.stratify,
+            group_by=record.group_by)
+    _check_num_classes(train_data.num_classes, str(record.data))
+    _check_class_names(record.class_names, train_data.num_classes,
+                       f"{record.data!r} has {train_data.num_classes} classes")
+    if train_data.size < record.batch_size:
+        raise ValueError(f"batch_size={record.batch_size} exceeds the {train_data.size} "
+                         f"training examples of {train_data.name}.")
+    return train_data, val_data
+
+
+def _learned(record, train_data, cluster):
+    """The record as ``info.json`` holds it: the data's classes and statistics, the scene
+    size and crop of the synthetic scenes only, the policy in force."""
+    synthetic = record.data == "synthetic"
+    return dataclasses.replace(
+        record, num_classes=train_data.num_classes,
+        class_names=tuple(record.class_names or train_data.class_names),
+        size=record.size if synthetic else None,
+        crop_size=record.size if synthetic and record.crop_size is None else record.crop_size,
+        mean=tuple(float(v) for v in train_data.mean),
+        std=tuple(float(v) for v in train_data.std), processes=cluster.num_processes,
+        dtype_policy=keras.config.dtype_policy().name)
+
+
+def _complete(run, info, record, val_data, val_set):
+    """A rerun of a complete run: nothing trains; the model is scored again."""
+    from keras_drn.evaluation import evaluate_segmenter
+
+    if not distribute.is_chief():
+        return None, None
+    print(f"{run.path} is a complete run ({info['epochs_done']} epochs, as asked): "
+          "nothing to train. Pass a larger --epochs to train further, or --overwrite "
+          "to start over.")
+    model = load_segmenter(run.model_path)
+    report = evaluate_segmenter(model, val_set, info["num_classes"], class_names=(
+        display_classes(info["num_classes"], info["class_names"])[1]), name=val_data.name)
+    oof_path = run.path / _folds().OOF
+    if record.folds is not None and not oof_path.exists():
+        _write_oof(model, val_data, oof_path, record.folds, record.fold)
+    run.finish(info)
+    print(f"validation IoU (%) of {run.model_path}:\n{report.table}")
+    return model, report
+
+
+def _optimizer(record, steps_per_epoch):
+    """The optimizer and learning rate schedule the record asks for."""
+    from keras_drn.workflows.training import poly_schedule, reference_optimizer, step_schedule
+
+    if record.lr_mode == "poly":
+        schedule = poly_schedule(record.learning_rate, record.epochs * steps_per_epoch)
+    else:
+        schedule = step_schedule(record.learning_rate, steps_per_epoch, record.step)
+    if record.optimizer == "sgd":
+        return reference_optimizer(schedule, momentum=record.momentum,
+                                   weight_decay=record.weight_decay)
+    return keras.optimizers.AdamW(schedule, weight_decay=record.weight_decay)
+
+
+def _callbacks(run, record, num_classes):
+    """The run folder's checkpoint callbacks, and TensorBoard's when asked."""
+    from keras_drn.workflows.training import monitored_metric, training_callbacks
+
+    callbacks = training_callbacks(run.path, monitor=monitored_metric(num_classes))
+    if record.tensorboard and distribute.is_chief():
+        callbacks.append(keras.callbacks.TensorBoard(str(run.path / runs.TENSORBOARD)))
+    return callbacks
+
+
+def _fit(run, info, record, train_data, val_data, val_set, cluster):
+    """Builds the segmenter and fits it (resuming the run's state); the trained model."""
+    import keras_drn
+    from keras_drn import data as data_lib
+    from keras_drn.workflows.training import compile_segmenter
+
+    train_set = data_lib.segmentation_pipeline(
+        train_data, record.batch_size, training=True, crop_size=record.crop_size,
+        scale=record.scale, rotate=record.rotate, flip=record.flip, seed=record.seed)
+    with contextlib.ExitStack() as parallel:
         fit_val_set = val_set
         if cluster.num_processes > 1:
             parallel.enter_context(distribute.data_parallel())
-            fit_val_set = _global_batches(val_set, val_data.size, batch_size if crop_size
-                                          else cluster.num_processes)
+            fit_val_set = _global_batches(val_set, val_data.size, record.batch_size
+                                          if record.crop_size else cluster.num_processes)
         model = keras_drn.DRNSegmenter(
-            backbone, num_classes=train_data.num_classes, head=head, context=context,
-            anti_alias=anti_alias, upsampling=upsampling, backbone_weights=backbone_weights,
+            record.backbone, num_classes=train_data.num_classes, head=record.head,
+            context=record.context, anti_alias=record.anti_alias,
+            upsampling=record.upsampling, backbone_weights=record.backbone_weights,
             preprocessing=(info["mean"], info["std"]))
-        steps_per_epoch = train_data.size // batch_size
-        if lr_mode == "poly":
-            schedule = poly_schedule(learning_rate, epochs * steps_per_epoch)
-        else:
-            schedule = step_schedule(learning_rate, steps_per_epoch, step)
-        if optimizer == "sgd":
-            opt = reference_optimizer(schedule, momentum=momentum, weight_decay=weight_decay)
-        else:
-            opt = keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
-        compile_segmenter(model, train_data.num_classes, optimizer=opt)
+        compile_segmenter(model, train_data.num_classes,
+                          optimizer=_optimizer(record, train_data.size // record.batch_size))
         print(f"{model.name}: {model.count_params():,} parameters, backend "
               f"{keras.backend.backend()}; {train_data.size} training and {val_data.size} "
               f"validation examples of {train_data.name}.")
-        callbacks = training_callbacks(run.path,
-                                       monitor=monitored_metric(train_data.num_classes))
+        callbacks = _callbacks(run, record, train_data.num_classes)
         start = time.time()
         with distribute.peer_failures():
-            model.fit(train_set, validation_data=fit_val_set, epochs=epochs, shuffle=False,
-                      verbose=verbose if distribute.is_chief() else 0, callbacks=callbacks)
+            model.fit(train_set, validation_data=fit_val_set, epochs=record.epochs,
+                      shuffle=False, verbose=record.verbose if distribute.is_chief() else 0,
+                      callbacks=callbacks)
         resumed = callbacks[0].restored_epoch
         print(f"trained for {time.time() - start:.0f} s"
               + (f" (resumed after epoch {resumed})" if resumed else ""))
-        parallel.close()  # leaves the job's data parallel distribution
-        if not distribute.is_chief():
-            return model, None
-        atomic.write_atomically(run.model_path, model.save, "run")
-        if cluster.num_processes > 1:  # a copy on this process's devices alone, to score
-            model = load_segmenter(run.model_path)
-        shown, names = display_classes(train_data.num_classes, train_data.class_names)
-        report = evaluate_segmenter(model, val_set, train_data.num_classes,
-                                    class_names=names if shown != train_data.num_classes
-                                    else train_data.class_names, name=val_data.name)
-        print(f"validation IoU (%) of {run.model_path}:")
-        print(report.table)
-        inputs, labels = next(iter(val_set.unbatch().batch(6)))
-        inputs = np.asarray(inputs)
-        predictions = multi_scale_predict(model, inputs, scales=(1.0,), flip=False)
-        grid_path = run.path / "val_predictions.png"
-        save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
-                                 class_names=names), grid_path, overwrite=True)  # the run's
-        if folds is not None:
-            _write_oof(model, val_data, oof_path, folds, fold)
-        run.finish(dict(info, epochs_done=max(epochs, info["epochs_done"])),
-                   val_miou=report.miou, val_dice=float(report.dice[-1]))
+    return model  # out of the job's data parallel distribution
+
+
+def _finish(run, info, record, model, val_data, val_set, cluster):
+    """Process 0: saves the model, scores it, draws the picture, writes the out-of-fold
+    predictions and marks the run complete."""
+    from keras_drn.evaluation import evaluate_segmenter, multi_scale_predict
+    from keras_drn.evaluation.visualize import comparison_grid, save_png
+
+    atomic.write_atomically(run.model_path, model.save, "run")
+    if cluster.num_processes > 1:  # a copy on this process's devices alone, to score
+        model = load_segmenter(run.model_path)
+    num_classes, class_names = info["num_classes"], tuple(info["class_names"])
+    shown, names = display_classes(num_classes, class_names)
+    report = evaluate_segmenter(model, val_set, num_classes, class_names=names
+                                if shown != num_classes else class_names, name=val_data.name)
+    print(f"validation IoU (%) of {run.model_path}:")
+    print(report.table)
+    inputs, labels = next(iter(val_set.unbatch().batch(6)))
+    inputs = np.asarray(inputs)
+    predictions = multi_scale_predict(model, inputs, scales=(1.0,), flip=False)
+    grid_path = run.path / "val_predictions.png"
+    save_png(comparison_grid(inputs, np.asarray(labels), predictions, shown,
+                             class_names=names), grid_path, overwrite=True)  # the run's
+    if record.folds is not None:
+        _write_oof(model, val_data, run.path / _folds().OOF, record.folds, record.fold)
+    run.finish(dict(info, epochs_done=max(record.epochs, info["epochs_done"])),
+               val_miou=report.miou, val_dice=float(report.dice[-1]))
     print(f"wrote {run.model_path} and {grid_path} (image | ground truth | prediction)")
     return model, report
 
@@ -306,12 +382,12 @@ def train_folds(folds=5, output_dir="runs/drn", min_sizes=(0,), fold="all", over
     return reports, search
 
 
-def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path=None,
+def evaluate(model_path, data=None, split="val", scales=(1.0,), flip=False, info_path=None,
              batch_size=1, size=None, seed=None, consistency=False, max_shift=8):
     """Scores a trained segmenter on ``split`` of ``data`` (single- or multi-scale).
 
-    Images are fed raw (0-255): the model carries its normalisation. For the synthetic scenes
-    ``size`` and ``seed`` default to the run's (``info.json``). Returns an
+    Images are fed raw (0-255): the model carries its normalisation. ``data`` defaults to
+    the run's (``info.json``), and for the synthetic scenes ``size`` and ``seed`` too. Returns an
     ``evaluation.SegmentationReport``; with ``consistency=True`` a pair ``(report, shift)``
     where ``shift`` is a ``keras_drn.evaluation.consistency.ConsistencyReport``: for a segmenter the
     fraction of pixels whose label is unchanged under diagonal shifts of 1 to ``max_shift``
@@ -340,6 +416,11 @@ def evaluate(model_path, data, split="val", scales=(1.0,), flip=False, info_path
                          "(consistency=True, keras-drn evaluate --consistency).")
     if info is None and not classifier:
         runs.RunFolder(pathlib.Path(model_path).parent).read_info()  # names what is missing
+    if data is None:
+        if info is None:
+            raise ValueError(f"{model_path} has no run folder to read its data from: give "
+                             "data= (the data spec to score on).")
+        data = info["data"]
     size = (info or {}).get("size") or 64 if size is None else size
     seed = (info or {}).get("seed", 0) if seed is None else seed
     num_classes = None if info is None else info["num_classes"]

@@ -22,12 +22,13 @@ import numbers
 import keras
 from keras import ops
 
-from keras_drn.constants import IGNORE_LABEL
+from keras_drn.constants import (
+    IGNORE_LABEL,
+    REFERENCE_LEARNING_RATE,
+    REFERENCE_MOMENTUM,
+    REFERENCE_WEIGHT_DECAY,
+)
 from keras_drn.evaluation import segmentation_miou
-
-REFERENCE_LEARNING_RATE = 0.01
-REFERENCE_MOMENTUM = 0.9
-REFERENCE_WEIGHT_DECAY = 1e-4
 
 _ELEMENTWISE_SGD = contextvars.ContextVar("keras_drn_elementwise_sgd", default=False)
 

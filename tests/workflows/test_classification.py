@@ -9,6 +9,7 @@ from PIL import Image
 pytest.importorskip("tensorflow")
 
 from keras_drn.workflows import classification as classify  # noqa: E402
+from tests.cli.helpers import refused  # noqa: E402
 from tests.helpers import backbone_weights_file  # noqa: E402
 
 CLASSES = ("blue", "green", "red")
@@ -206,7 +207,7 @@ def test_cli_evaluate_scores_the_run_on_its_validation_split(run, capsys):
     out = capsys.readouterr().out
     assert report.table in out  # the same 3 validation images, the same flip TTA scores
     assert "val top-1 shift consistency" in out and "(3 images, random shifts up to 4" in out
-    with pytest.raises(ValueError, match="classes"):
+    with refused(capsys, "classes"):
         cli.main(["evaluate", model, "--data", "synthetic"])  # disk/line/square
 
 
@@ -374,7 +375,7 @@ def _tiny_classifier_run(folder):
     return folder / runs.MODEL
 
 
-def test_predict_replaces_only_a_submission_keras_drn_wrote(tmp_path, recwarn):
+def test_predict_replaces_only_a_submission_keras_drn_wrote(tmp_path, recwarn, capsys):
     from keras_drn.cli import app as cli
 
     model = _tiny_classifier_run(tmp_path / "run")
@@ -383,11 +384,11 @@ def test_predict_replaces_only_a_submission_keras_drn_wrote(tmp_path, recwarn):
     train_csv = tmp_path / "train.csv"
     train_csv.write_text("id,label\nx,red\n")
     command = ["predict", str(model), str(tmp_path / "test"), "--submission"]
-    with pytest.raises(FileExistsError, match=f"{train_csv} exists and was not written by "
+    with refused(capsys, f"{train_csv} exists and was not written by "
                        "keras_drn.*another --submission, or pass --overwrite"):
         cli.main(command + [str(train_csv)])
     assert train_csv.read_text() == "id,label\nx,red\n"
-    with pytest.raises(ValueError, match="is one of the test images"):
+    with refused(capsys, "is one of the test images"):
         cli.main(command + [str(tmp_path / "test" / "t1.png"), "--overwrite"])
     with pytest.warns(UserWarning, match=r"1 id\(s\) start like a spreadsheet formula "
                       r"\('=cmd'\)\. They are written exactly as they are"):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from keras_drn.cli import app as cli
+from tests.cli.helpers import refused
 from keras_drn.workflows import folds
 from keras_drn.workflows import runs
 from keras_drn.workflows import segmentation as segment
@@ -248,7 +249,7 @@ def test_train_a_fold_writes_its_out_of_fold_probabilities(tmp_path, capsys):
                                   masks[int(stored["ids"][0][1:])] == 1)
     report = segment.evaluate(run / runs.MODEL, f"rle:{tmp_path / 'data'}")  # fold 1's
     assert report.confusion.sum() == 4 * 24 * 24
-    with pytest.raises(runs.RunError, match="fold: 1 -> 0"):
+    with refused(capsys, "fold: 1 -> 0"):
         cli.main(arguments[:6] + ["0"] + arguments[7:])
     (run / folds.OOF).unlink()
     assert cli.main(arguments) == 0
@@ -272,7 +273,7 @@ def test_threshold_of_one_fold_does_not_replace_the_folds_threshold(tmp_path, ca
     assert cli.main(["threshold", str(cv)]) == 0
     record = (cv / folds.THRESHOLD).read_text()
     assert json.loads(record)["folds_used"] == [0, 1]
-    with pytest.raises(ValueError, match=r"fold\(s\) \[0\] of 2 \(missing \[1\]\).*"
+    with refused(capsys, r"fold\(s\) \[0\] of 2 \(missing \[1\]\).*"
                        r"threshold.json.*--output FILE"):
         cli.main(["threshold", str(cv / "fold-0")])
     assert (cv / folds.THRESHOLD).read_text() == record  # the k-fold search is kept
@@ -281,11 +282,11 @@ def test_threshold_of_one_fold_does_not_replace_the_folds_threshold(tmp_path, ca
     assert json.loads(alone.read_text())["folds_used"] == [0]
 
 
-def test_threshold_json_not_written_by_keras_drn_is_kept_unless_overwrite(tmp_path):
+def test_threshold_json_not_written_by_keras_drn_is_kept_unless_overwrite(tmp_path, capsys):
     cv = _two_folds(tmp_path)
     mine = json.dumps({"threshold": 0.3, "min_size": 0, "note": "tuned by hand"})
     (cv / folds.THRESHOLD).write_text(mine)
-    with pytest.raises(FileExistsError, match="threshold.json exists and was not written by "
+    with refused(capsys, "threshold.json exists and was not written by "
                        "keras_drn.*--output, or pass --overwrite"):
         cli.main(["threshold", str(cv)])
     assert (cv / folds.THRESHOLD).read_text() == mine
@@ -308,7 +309,7 @@ def test_threshold_json_not_written_by_keras_drn_is_kept_unless_overwrite(tmp_pa
     ("garbage", r"is damaged \(truncated, corrupt"),
     ("no-ids", r"is damaged .*KeyError"),
 ])
-def test_a_bad_oof_file_is_named_with_how_to_rewrite_it(tmp_path, damage, message):
+def test_a_bad_oof_file_is_named_with_how_to_rewrite_it(tmp_path, damage, message, capsys):
     cv = _two_folds(tmp_path)
     path = cv / "fold-0" / folds.OOF
     probability = np.array([[0.2, 0.5], [0.0, 1.5 if damage == "range" else np.nan]])
@@ -322,7 +323,7 @@ def test_a_bad_oof_file_is_named_with_how_to_rewrite_it(tmp_path, damage, messag
     else:
         np.savez(path, folds=2, fold=0)
     expected = f"{path}: .*{message}" if damage in ("nan", "range") else f"{path} {message}"
-    with pytest.raises(ValueError, match=expected + ".*delete it and rerun the fold's "
+    with refused(capsys, expected + ".*delete it and rerun the fold's "
                        "keras-drn train --folds K --fold I"):
         cli.main(["threshold", str(cv)])
     assert not (cv / folds.THRESHOLD).exists()
@@ -338,13 +339,13 @@ def test_thresholds_out_of_range_are_named_as_thresholds(tmp_path, capsys):
                f"between 0 and 1, got '{given}'" in err and "scales" not in err
 
 
-def test_a_damaged_threshold_json_is_named_before_the_ensemble_uses_it(tmp_path):
+def test_a_damaged_threshold_json_is_named_before_the_ensemble_uses_it(tmp_path, capsys):
     _tiny_run(tmp_path / "cv" / "fold-0", 0.0)
     images = tmp_path / "test"
     images.mkdir()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / "t.png")
     (tmp_path / "cv" / folds.THRESHOLD).write_text('{"threshold": NaN, "min_size": 0}')
-    with pytest.raises(ValueError, match=f"{tmp_path / 'cv' / folds.THRESHOLD} is not a "
+    with refused(capsys, f"{tmp_path / 'cv' / folds.THRESHOLD} is not a "
                        "threshold file.*outside \\(0, 1\\).*run keras-drn threshold again"):
         cli.main(["ensemble", str(tmp_path / "cv"), "--images", str(images),
                   "--output-dir", str(tmp_path / "out")])
@@ -368,18 +369,18 @@ def test_submission_and_masks_replace_only_files_keras_drn_wrote(tmp_path, capsy
                 "ensemble": ["ensemble", str(tmp_path / "cv"), "--images", str(images),
                              "--output-dir", str(out)]}
     for command in commands.values():
-        with pytest.raises(FileExistsError, match=f"{train_csv} exists and was not written by "
+        with refused(capsys, f"{train_csv} exists and was not written by "
                            "keras_drn.*another --submission, or pass --overwrite"):
             cli.main(command + ["--submission", str(train_csv)])
         assert train_csv.read_text() == "ImageId,EncodedPixels\nim0,1 3\nim1,\n"
         assert not out.exists() or not list(out.glob("*.png"))  # refused before predicting
-        with pytest.raises(ValueError, match="is one of the images to predict"):
+        with refused(capsys, "is one of the images to predict"):
             cli.main(command + ["--submission", str(images / "a.png"), "--overwrite"])
     assert cli.main(commands["predict"] + ["--submission", str(tmp_path / "s.csv")]) == 0
     assert cli.main(commands["ensemble"] + ["--submission", str(tmp_path / "s.csv")]) == 0
     assert (tmp_path / "s.csv").read_text().splitlines()[0] == "ImageId,EncodedPixels"
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(out / "b_overlay.png")  # not its own
-    with pytest.raises(FileExistsError, match="b_overlay.png exists and was not written.*"
+    with refused(capsys, "b_overlay.png exists and was not written.*"
                        "another --output-dir"):
         cli.main(commands["predict"])
     assert cli.main(commands["predict"] + ["--overwrite"]) == 0

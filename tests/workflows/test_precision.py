@@ -2,7 +2,6 @@ import keras
 import pytest
 
 from keras_drn.workflows import precision
-from keras_drn.cli import build_parser
 
 INTEL_AMX = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 AVX512_ONLY = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n"
@@ -53,12 +52,3 @@ def test_apply_sets_the_policy_and_auto_keeps_the_callers():
     assert precision.apply(False) == "float32"
     assert precision.apply("auto") == keras.config.dtype_policy().name == precision.resolve(
         "auto")
-
-
-def test_train_command_takes_a_policy():
-    parser = build_parser()
-    assert parser.parse_args(["train"]).mixed_precision == "auto"
-    args = parser.parse_args(["train", "--mixed-precision", "mixed_bfloat16"])
-    assert args.mixed_precision == "mixed_bfloat16"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["train", "--mixed-precision", "bf16"])

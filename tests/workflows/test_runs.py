@@ -23,6 +23,7 @@ import pytest
 
 from keras_drn import atomic
 from keras_drn.workflows import runs
+from tests.cli.helpers import refused
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
@@ -220,8 +221,8 @@ def test_upgrade_of_a_folder_without_models_converts_nothing_and_says_so(tmp_pat
     old.mkdir()
     text = json.dumps({"num_classes": 4, "mean": [0.5] * 3, "std": [0.25] * 3})
     (old / "info.json").write_text(text)
-    with pytest.raises(runs.RunError, match=f"{old} holds no model.keras or best.keras: there "
-                       "is nothing to convert, and its info.json is left as it is"):
+    with refused(capsys, f"{old} holds no model.keras or best.keras: there "
+                 "is nothing to convert, and its info.json is left as it is"):
         cli.main(["upgrade", str(old)])
     assert (old / "info.json").read_text() == text  # not stamped format 2
     assert "format 2" not in capsys.readouterr().out
@@ -232,7 +233,7 @@ def test_upgrade_of_a_folder_without_models_converts_nothing_and_says_so(tmp_pat
     ("[1, 2]", "a JSON list, not the object of a run's info.json"),
     (b"\xff\xfe\x00garbage", "not readable JSON"),
 ])
-def test_a_damaged_info_json_is_named_with_what_to_do(tmp_path, content, problem):
+def test_a_damaged_info_json_is_named_with_what_to_do(tmp_path, content, problem, capsys):
     from keras_drn.cli import app as cli
 
     run = tmp_path / "run"
@@ -242,13 +243,13 @@ def test_a_damaged_info_json_is_named_with_what_to_do(tmp_path, content, problem
     inputs = keras.Input((None, None, 3))
     keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(run / "model.keras")
     expected = f"{path} is damaged: {problem}.*Restore it from a copy, or retrain the run"
-    with pytest.raises(runs.RunError, match=expected):
+    with refused(capsys, expected):
         cli.main(["upgrade", str(run)])
     image = tmp_path / "x.png"
     from PIL import Image
 
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(image)
-    with pytest.raises(runs.RunError, match=expected):
+    with refused(capsys, expected):
         cli.main(["predict", str(run / "model.keras"), str(image), "--output-dir",
                   str(tmp_path / "out")])
 

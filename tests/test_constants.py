@@ -1,5 +1,5 @@
 """The choice names keras_drn.constants holds for the command (which reads them before it
-imports Keras) are the registries' own."""
+imports Keras) are the registries' own: the registries are built from them."""
 
 from keras_drn import constants
 

@@ -56,7 +56,8 @@ def train_one(backbone, anti_alias, data, epochs, batch_size, learning_rate, hea
     keras.utils.set_random_seed(seed)
     model = keras_drn.DRNSegmenter(backbone, num_classes=len(CLASS_NAMES), head=head,
                                    anti_alias=None if anti_alias == "none" else anti_alias,
-                                   preprocessing=statistics)
+                                   include_preprocessing=True, mean=statistics[0],
+                                   std=statistics[1])
     steps = epochs * -(-len(x_train) // batch_size)
     schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, power=0.9)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)  # keras-drn demo's recipe

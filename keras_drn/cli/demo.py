@@ -53,7 +53,8 @@ def run(args):
     classes = len(CLASS_NAMES)
     policy = precision.apply(args.mixed_precision)
     model = keras_drn.DRNSegmenter(args.variant, num_classes=classes, head=args.head,
-                                   preprocessing=statistics)
+                                   include_preprocessing=True, mean=statistics[0],
+                                   std=statistics[1])
     print(
         f"{model.name}: {model.count_params():,} parameters, backend {keras.backend.backend()}, "
         f"{policy}; "

@@ -41,13 +41,15 @@ def _load_model(args):
             statistics = resolve_statistics((args.mean, args.std))
     if args.task == "classifier":
         model = keras_drn.get_model(args.model, weights=args.weights,
-                                    classes=args.num_classes or 1000)
+                                    classes=args.num_classes or 1000, include_preprocessing=False)
         if statistics is None:
             return model
         return with_preprocessing(model, *resolve_statistics(statistics))
+    mean, std = resolve_statistics(statistics) if statistics is not None else (None, None)
     return keras_drn.DRNSegmenter(
         args.model, num_classes=args.num_classes or 19, head=args.head, context=args.context,
-        upsampling=args.upsampling, weights=args.weights, preprocessing=statistics,
+        upsampling=args.upsampling, weights=args.weights,
+        include_preprocessing=statistics is not None, mean=mean, std=std,
     )
 
 
@@ -137,7 +139,7 @@ def run(args):
                 f"{args.model} has no 'preprocessing' layer (it takes normalised inputs) and "
                 "--end-to-end takes raw uint8 RGB; the info.json beside it records the "
                 f"statistics it was trained with: add --mean {mean} --std {std} (or rebuild "
-                "the model with preprocessing=(mean, std)).")
+                "the model with include_preprocessing=True, mean=, std=).")
     export(
         model, args.output, format=args.format,
         input_shape=tuple(args.input_shape) if args.input_shape else None,

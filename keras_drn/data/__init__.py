@@ -25,7 +25,8 @@ Typical use::
         data.reference_folder("cityscapes", "val", num_classes=19),
         batch_size=1, training=False)
     model = keras_drn.DRNSegmenter("drn_d_22", num_classes=19,
-                                   preprocessing=(source.mean, source.std))
+                                   include_preprocessing=True,
+                                   mean=source.mean, std=source.std)
     model.fit(train, validation_data=val, epochs=250)  # any Keras backend
 """
 

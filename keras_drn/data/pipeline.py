@@ -9,7 +9,7 @@ rotate, rescale, crop and flip (``keras_drn.data.augment``), batches of a fixed 
 reference's loader drops the last partial batch). Evaluation keeps every example as it is.
 
 The batches hold raw RGB on the 0-255 scale, not normalised: the model carries its
-normalisation (``DRNSegmenter(..., preprocessing=(data.mean, data.std))`` puts a
+normalisation (``DRNSegmenter(..., include_preprocessing=True, mean=data.mean, std=data.std)`` puts a
 ``Normalization`` layer inside it), so the same model takes training batches, evaluation
 batches and image files alike. The reference's ``ToTensor`` + ``Normalize`` happen in that
 layer instead of here.

@@ -99,7 +99,7 @@ class SegmentationData:
         num_classes: number of classes (mask values ``0 .. num_classes - 1``).
         class_names: ``num_classes`` names.
         mean, std: per-channel statistics on the 0-1 RGB scale: the normalisation a model
-            of this data should carry (``DRNSegmenter(..., preprocessing=(mean, std))``); the
+            of this data should carry (``DRNSegmenter(..., include_preprocessing=True, mean=mean, std=std)``); the
             pipelines do not apply them.
         size: number of examples.
         name: a short description, for logs.

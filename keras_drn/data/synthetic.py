@@ -70,7 +70,7 @@ def scene_split(train, val, size=64, seed=0):
     """``train + val`` scenes from one seed, split in that order, as raw RGB on the 0-255 scale
     with the training scenes' per-channel statistics (the recipe of ``keras-drn demo`` and
     ``tools/compare_variants.py``). The statistics are for the model to carry
-    (``DRNSegmenter(..., preprocessing=(mean, std))``), the images are not normalised.
+    (``DRNSegmenter(..., include_preprocessing=True, mean=mean, std=std)``), the images are not normalised.
 
     Returns:
         ``(x_train, y_train, x_val, y_val, (mean, std))``: float32 images ``(n, size, size,

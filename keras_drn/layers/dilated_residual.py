@@ -8,13 +8,14 @@ The semantics follow the official code (github fyu/drn, ``drn.py``: ``BasicBlock
 import keras
 from keras import layers, ops
 
+from keras_drn import constants
 from keras_drn.layers.adaptive_blur_pool import AdaptiveBlurPool
 from keras_drn.layers.blur_pool import BlurPool
 from keras_drn.layers.dilated_conv import pad_symmetric, reference_conv
 from keras_drn.layers.fused_batch_norm import FusedBatchNormalization
 
 BLOCKS = {"basic": 1, "bottleneck": 4}  # block kind -> channel expansion
-ANTI_ALIAS = (None, "blur", "adaptive")
+ANTI_ALIAS = constants.ANTI_ALIAS  # None, "blur", "adaptive"
 # Anti-aliasing filter defaults: BlurPool filter 4 (Zhang 2019's published ImageNet setting),
 # AdaptiveBlurPool k=3 with 8 groups (Zou et al. 2020's best ImageNet setting).
 DEFAULT_FILTER_SIZE = {"blur": 4, "adaptive": 3}

@@ -278,7 +278,7 @@ def _fit(run, info, record, train_data, val_data, val_set, cluster):
             record.backbone, num_classes=train_data.num_classes, head=record.head,
             context=record.context, anti_alias=record.anti_alias,
             upsampling=record.upsampling, backbone_weights=record.backbone_weights,
-            preprocessing=(info["mean"], info["std"]))
+            include_preprocessing=True, mean=info["mean"], std=info["std"])
         compile_segmenter(model, train_data.num_classes,
                           optimizer=_optimizer(record, train_data.size // record.batch_size))
         print(f"{model.name}: {model.count_params():,} parameters, backend "

@@ -7,15 +7,21 @@ the backbone's ``pyramid_outputs`` (``{"levelN": (batch, h, w, c)}``) and ``feat
 builder maps the last level's map ``(batch, h, w, c)`` to the map the head reads instead.
 
 Heads: ``"drn"`` (``heads/drn.py``, Yu et al. 2017) and ``"gcn"`` (``heads/gcn.py``, Peng et
-al. 2017). Contexts: ``"parsenet"`` (``heads/parsenet.py``, Liu et al. 2015). Adding one is a
-module and an entry here.
+al. 2017). Contexts: ``"parsenet"`` (``heads/parsenet.py``, Liu et al. 2015). The names are
+``keras_drn.constants.HEADS`` and ``CONTEXTS`` (the command offers them before it imports
+Keras); each names the module here that defines ``build_head`` (``build_context``), so adding
+one is that module and its name in ``keras_drn.constants``.
 """
 
-from keras_drn.models.heads import drn, gcn, parsenet
+import importlib
 
-HEADS = {"drn": drn.build_head, "gcn": gcn.build_head}
-CONTEXTS = {"parsenet": parsenet.build_context}
-UPSAMPLINGS = ("deconv", "bilinear")
+from keras_drn import constants
+
+HEADS = {name: importlib.import_module(f"keras_drn.models.heads.{name}").build_head
+         for name in constants.HEADS}
+CONTEXTS = {name: importlib.import_module(f"keras_drn.models.heads.{name}").build_context
+            for name in constants.CONTEXTS}
+UPSAMPLINGS = constants.UPSAMPLINGS
 
 
 def get_head(name):

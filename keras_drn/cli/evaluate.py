@@ -25,8 +25,8 @@ def arguments(parser):
     parser.add_argument("--scales", type=scales, default=(1.0,), help=SCALES_HELP)
     parser.add_argument("--flip", action="store_true", help="also average flipped inputs")
     parser.add_argument("--info", help=INFO_HELP)
-    parser.add_argument("--size", type=int, help="side of the synthetic scenes (default: the "
-                        "run's)")
+    parser.add_argument("--size", type=int, help="side of the synthetic scenes, or the side "
+                        "image files are resized to (default: the run's)")
     parser.add_argument("--seed", type=int, help="seed of the synthetic scenes and the split "
                         "(default: the run's)")
     parser.add_argument("--consistency", action="store_true",

@@ -208,7 +208,12 @@ class SegmentationRun(Record):
     class_names: tuple = option(None, "comma-separated class names, in class id order "
                                 "(default: the data's); also --class-names-file",
                                 identity=True, type=names, metavar="A,B,...")
-    size: int = option(64, "side of the synthetic scenes", identity=True)
+    size: int = option(None, "side of the synthetic scenes (default 64); for image files, the "
+                       "side every image and mask is resized to (default: their own sizes)",
+                       identity=True, type=int)
+    val_fraction: float = option(None, "hold out this share of a folder's (or Kaggle CSV "
+                                 "folder's) training files as its val split, seeded by --seed, "
+                                 "when the data has no val split", identity=True, type=float)
     epochs: int = option(10, "training epochs")
     batch_size: int = option(8, "batch size; with several processes the global batch, split "
                              "evenly over them")

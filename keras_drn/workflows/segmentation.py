@@ -25,6 +25,8 @@ from keras_drn.workflows import precision
 from keras_drn.workflows import runs
 from keras_drn.workflows.record import SegmentationRun
 
+SYNTHETIC_SIZE = 64  # side of the synthetic scenes when a run does not give size=
+
 DATA_HELP = SEGMENTATION_SOURCES.help()
 # spec prefix -> pixel order of the CSV's RLEs
 RLE_SPECS = {source.prefix: dict(source.keywords)["order"]
@@ -185,9 +187,13 @@ def _join_job(record):
 
 def _training_data(record):
     """``(train, val)`` ``SegmentationData``: the data's splits, or a fold's."""
-    train_data = load_data(record.data, "train", record.num_classes, record.size, record.seed)
+    if record.folds is not None and record.val_fraction is not None:
+        raise ValueError("give folds= or val_fraction=, not both: k-fold holds out each fold "
+                         "of the training files in turn.")
+    options = _data_options(record.data, record.size, record.val_fraction)
+    train_data = load_data(record.data, "train", record.num_classes, seed=record.seed, **options)
     if record.folds is None:
-        val_data = load_data(record.data, "val", record.num_classes, record.size, record.seed)
+        val_data = load_data(record.data, "val", record.num_classes, seed=record.seed, **options)
     else:
         train_data, val_data = _folds().split(
             train_data, record.folds, record.fold, seed=record.seed, stratify=record.stratify,
@@ -201,6 +207,14 @@ def _training_data(record):
     return train_data, val_data
 
 
+def _data_options(data, size, val_fraction):
+    """``load_data``'s ``size``, ``resize`` and ``val_fraction`` for a run's ``size`` and
+    ``val_fraction``: the synthetic scenes' side (default 64), or the side image files are
+    resized to (``None``: their own sizes)."""
+    return {"size": SYNTHETIC_SIZE if size is None else size,
+            "resize": size is not None and data != "synthetic", "val_fraction": val_fraction}
+
+
 def _learned(record, train_data, cluster):
     """The record as ``info.json`` holds it: the data's classes and statistics, the scene
     size and crop of the synthetic scenes only, the policy in force."""
@@ -208,8 +222,9 @@ def _learned(record, train_data, cluster):
     return dataclasses.replace(
         record, num_classes=train_data.num_classes,
         class_names=tuple(record.class_names or train_data.class_names),
-        size=record.size if synthetic else None,
-        crop_size=record.size if synthetic and record.crop_size is None else record.crop_size,
+        size=(record.size or SYNTHETIC_SIZE) if synthetic else record.size,
+        crop_size=((record.size or SYNTHETIC_SIZE) if synthetic and record.crop_size is None
+                   else record.crop_size),
         mean=tuple(float(v) for v in train_data.mean),
         std=tuple(float(v) for v in train_data.std), processes=cluster.num_processes,
         dtype_policy=keras.config.dtype_policy().name)
@@ -421,17 +436,18 @@ def evaluate(model_path, data=None, split="val", scales=(1.0,), flip=False, info
             raise ValueError(f"{model_path} has no run folder to read its data from: give "
                              "data= (the data spec to score on).")
         data = info["data"]
-    size = (info or {}).get("size") or 64 if size is None else size
+    size = (info or {}).get("size") if size is None else size
     seed = (info or {}).get("seed", 0) if seed is None else seed
+    options = _data_options(data, size, (info or {}).get("val_fraction"))
     num_classes = None if info is None else info["num_classes"]
     if (info or {}).get("folds") and split == "val":  # a fold run: its held-out fold
         from keras_drn.workflows import folds as fold_lib
 
-        _, source = fold_lib.split(load_data(data, "train", num_classes, size, seed),
+        _, source = fold_lib.split(load_data(data, "train", num_classes, seed=seed, **options),
                                    info["folds"], info["fold"], seed=info["seed"],
                                    stratify=info.get("stratify"), group_by=info.get("group_by"))
     else:
-        source = load_data(data, split, num_classes, size, seed)
+        source = load_data(data, split, num_classes, seed=seed, **options)
     if info is not None and source.num_classes != info["num_classes"]:
         raise ValueError(f"{data!r} has {source.num_classes} classes, the model "
                          f"{info['num_classes']}.")

@@ -313,3 +313,33 @@ def test_a_binary_folder_reads_255_alike_in_every_split(tmp_path):
         source = segment.load_data(str(tmp_path), split, num_classes=1)
         (_, read), = list(source.dataset.as_numpy_iterator())
         np.testing.assert_array_equal(np.squeeze(read), mask)
+
+
+def test_a_flat_folder_trains_with_val_fraction_and_size_without_a_crop_flag(tmp_path, capsys):
+    """images/ + masks/ without splits, in two image sizes: --val-fraction holds out part of
+    it, --size resizes every file (no --crop-size needed); both are recorded and evaluate
+    uses them again without being told."""
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    images, masks, _ = make_scenes(10, size=24, seed=5)
+    for i in range(10):
+        side = 24 if i % 2 else 20  # two sizes: batching needs the resize
+        image = Image.fromarray((255 * images[i]).astype("uint8")).resize((side, side))
+        image.save(root / "images" / f"s{i}.png")
+        Image.fromarray(masks[i]).resize((side, side), Image.NEAREST).save(
+            root / "masks" / f"s{i}.png")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(root), "--output-dir", str(run), "--num-classes",
+                     "4", "--val-fraction", "0.3", "--size", "16", "--epochs", "1",
+                     "--batch-size", "2", "--optimizer", "adamw", "--lr", "1e-3",
+                     "--one-line-per-epoch", "--mixed-precision", "float32"]) == 0
+    info = json.loads((run / "info.json").read_text())
+    assert (info["val_fraction"], info["size"]) == (0.3, 16)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run / "model.keras")]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    # without --val-fraction the folder's missing val split is named, with the fix
+    with refused(capsys, "--val-fraction"):
+        cli.main(["train", "--data", str(root), "--output-dir", str(tmp_path / "other"),
+                  "--num-classes", "4", "--epochs", "1"])

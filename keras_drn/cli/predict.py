@@ -1,6 +1,7 @@
 """``keras-drn predict``: masks of a segmenter, or a classifier's submission CSV."""
 
 import os
+import sys
 
 from keras_drn.cli.arguments import INFO_HELP, REPLACE_HELP, SCALES_HELP, image_files, scales
 
@@ -60,10 +61,25 @@ def run(args):
                          overwrite=args.overwrite)
         print(f"wrote {submission}")
         return 0
-    for path in segment.predict(args.model, image_files(args.images), args.output_dir,
+    for path in segment.predict(args.model, _readable(image_files(args.images)), args.output_dir,
                                 scales=args.scales, flip=args.flip, info_path=args.info,
                                 threshold=args.threshold, min_size=args.min_size,
                                 submission=args.submission, layout=args.layout,
                                 order=args.rle_order, overwrite=args.overwrite):
         print(f"wrote {path}")
     return 0
+
+
+def _readable(paths):
+    """The images that decode; the others are named on stderr and skipped (one broken file
+    does not stop a folder). None readable: refused."""
+    from keras_drn.data.checks import problem_report, readable_images
+
+    readable, unreadable = readable_images(paths, warn=False)
+    if unreadable:
+        if not readable:
+            raise ValueError(problem_report(unreadable, "the images to predict",
+                                            "None is left to predict."))
+        print(f"keras-drn predict: {problem_report(unreadable, 'the images', 'Skipped.')}",
+              file=sys.stderr)
+    return readable

@@ -339,6 +339,16 @@ def test_a_flat_folder_trains_with_val_fraction_and_size_without_a_crop_flag(tmp
     capsys.readouterr()
     assert cli.main(["evaluate", str(run / "model.keras")]) == 0
     assert "mIoU" in capsys.readouterr().out
+    # predict on a folder holding one broken image: it is named and skipped, the rest predicted
+    (tmp_path / "test").mkdir()
+    for name in ("s0.png", "s1.png"):
+        (tmp_path / "test" / name).write_bytes((root / "images" / name).read_bytes())
+    (tmp_path / "test" / "broken.png").write_bytes(b"not a png")
+    assert cli.main(["predict", str(run / "model.keras"), str(tmp_path / "test"),
+                     "--output-dir", str(tmp_path / "out")]) == 0
+    assert "broken.png" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_mask.png")) == [
+        "s0_mask.png", "s1_mask.png"]
     # without --val-fraction the folder's missing val split is named, with the fix
     with refused(capsys, "--val-fraction"):
         cli.main(["train", "--data", str(root), "--output-dir", str(tmp_path / "other"),

@@ -49,6 +49,7 @@ def arguments(parser):
 
 def run(args):
     from keras_drn.workflows import classification as classify
+    from keras_drn.workflows import runs
     from keras_drn.workflows import segmentation as segment
 
     if classify.is_classifier_run(args.model, args.info):
@@ -61,6 +62,7 @@ def run(args):
                          overwrite=args.overwrite)
         print(f"wrote {submission}")
         return 0
+    runs.check_model_file(args.model)  # the model first: its error before the images'
     for path in segment.predict(args.model, _readable(image_files(args.images)), args.output_dir,
                                 scales=args.scales, flip=args.flip, info_path=args.info,
                                 threshold=args.threshold, min_size=args.min_size,
@@ -75,6 +77,10 @@ def _readable(paths):
     does not stop a folder). None readable: refused."""
     from keras_drn.data.checks import problem_report, readable_images
 
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]!r} does not exist" + (
+            f" (nor {len(missing) - 1} more of the images)" if len(missing) > 1 else "") + ".")
     readable, unreadable = readable_images(paths, warn=False)
     if unreadable:
         if not readable:

@@ -126,7 +126,8 @@ def build_model(recipe, statistics):
 
     classes = len(CLASS_NAMES)
     model = keras_drn.DRNSegmenter(recipe.variant, num_classes=classes, head=recipe.head,
-                                   context=recipe.context, preprocessing=statistics)
+                                   context=recipe.context, include_preprocessing=True,
+                                   mean=statistics[0], std=statistics[1])
     # Keras's PolynomialDecay ends at 1e-4, not poly_schedule's 0.
     schedule = keras.optimizers.schedules.PolynomialDecay(recipe.learning_rate, recipe.steps,
                                                           power=0.9)

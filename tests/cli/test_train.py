@@ -136,10 +136,25 @@ def scenes(tmp_path_factory):
     return root
 
 
+def _with_a_smaller_scene(scenes, tmp_path):
+    """A copy of ``scenes`` whose first training scene is 20x20: its sizes differ, so random
+    scaling has no one size to crop to."""
+    import shutil
+
+    from PIL import Image
+
+    copy = tmp_path / "mixed"
+    shutil.copytree(scenes, copy)
+    for name, resample in (("0.png", Image.BILINEAR), ("0_label.png", Image.NEAREST)):
+        with Image.open(copy / name) as image:
+            image.resize((20, 20), resample).save(copy / name)
+    return copy
+
+
 def test_a_run_with_tensorboard_and_class_names_then_evaluate_without_data(
         scenes, tmp_path, capsys):
-    """A crop-size problem is one line naming the flags, and the run it stopped leaves no
-    claim on its folder; the corrected run writes TensorBoard events and records its class
+    """A crop-size problem (scenes of two sizes) is one line naming the flags, and the run it
+    stopped leaves no claim on its folder (a run of other data takes it); the corrected run writes TensorBoard events and records its class
     names, which evaluate shows, scoring the run's own data when --data is not given."""
     pytest.importorskip("tensorflow")  # the data pipeline
     pytest.importorskip("tensorboard")
@@ -154,13 +169,13 @@ def test_a_run_with_tensorboard_and_class_names_then_evaluate_without_data(
     with refused(capsys, "--class-names gives 3 names but .* has 4 classes"):
         cli.main(arguments + ["--class-names", "a,b,c"])
     with refused(capsys, r"^keras-drn train: error: Random scaling \(--random-scale 2.0\) "
-                 r".*give --crop-size to batch them \(--batch-size 2\), or use "
-                 r"--batch-size 1\.$"):
-        cli.main(arguments)
+                 r".*give --crop-size to batch them \(--batch-size 2\), --size to resize "
+                 r"the data to one size, or --batch-size 1\.$"):
+        cli.main(arguments + ["--data", str(_with_a_smaller_scene(scenes, tmp_path))])
     assert json.loads((run / "info.json").read_text())["status"] == "training"
     names = ["ground", "disk", "line", "square"]
-    assert cli.main(arguments + ["--crop-size", "24", "--tensorboard", "--class-names",
-                                 ",".join(names)]) == 0  # no --overwrite needed
+    assert cli.main(arguments + ["--tensorboard", "--class-names",
+                                 ",".join(names)]) == 0  # no --overwrite, no --crop-size needed
     assert "stopped before its first epoch finished" in capsys.readouterr().out
     info = json.loads((run / "info.json").read_text())
     assert info["class_names"] == names and info["tensorboard"] is True

@@ -1,7 +1,7 @@
 """Run the ``keras-drn demo`` recipe (``keras_drn.workflows.demo.RECIPE``) for several seeds, one
-after the other, and record what each reached in a JSON file: validation IoU per class, mIoU,
-optimizer steps, training seconds, and the machine (backend, dtype policy, CPU flags, package
-versions, date).
+after the other, and record what each reached as a benchmark record (``tools/benchmark_record.py``,
+from which the speed guide is generated): validation IoU per class, mIoU, optimizer steps,
+training seconds, the policy and the machine (CPU flags, package versions, date).
 
     KERAS_BACKEND=tensorflow python tools/demo_seeds.py --json docs/benchmarks/demo.json
 
@@ -15,19 +15,16 @@ rounds of ``--steps`` training steps each, after two warm-up steps), and the rat
 
 import argparse
 import dataclasses
-import json
 import os
 import pathlib
-import platform
 import statistics
+import sys
 import tempfile
 import time
 
 import keras
-import numpy as np
 
-from keras_drn.atomic import write_atomically
-from keras_drn.data import scene_split
+from keras_drn.data import CLASS_NAMES, scene_split
 from keras_drn.workflows import demo, precision
 
 # keras_drn 0.1's demo: 768 scenes seen 10 times, cross-entropy alone, no context (480 steps of
@@ -35,38 +32,8 @@ from keras_drn.workflows import demo, precision
 PREVIOUS = demo.DemoRecipe(variant="drn_d_22", head="gcn", context=None, size=48, train=768,
                            val=128, epochs=10, batch_size=16, learning_rate=2e-3,
                            loss="crossentropy", mixed_precision="auto")
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """The flags of ``CPU_FLAGS`` this CPU has (Linux; empty where unknown)."""
-    try:
-        with open(cpuinfo) as stream:
-            for line in stream:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [flag for flag in CPU_FLAGS if flag in flags]
-    except OSError:
-        pass
-    return []
-
-
-def environment():
-    import importlib
-
-    backend = keras.backend.backend()
-    return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backend": backend,
-        "policy": precision.resolve(demo.RECIPE.mixed_precision),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_flags": cpu_flags(),
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        backend: importlib.import_module(backend).__version__,
-        "numpy": np.__version__,
-    }
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchmark_record  # noqa: E402  (tools/: the one format of measured numbers)
 
 
 def step_seconds(recipes, rounds, steps):
@@ -92,6 +59,30 @@ def step_seconds(recipes, rounds, steps):
     return [statistics.median(measured) for measured in times]
 
 
+def table(recipe, rows, relative, ours, previous, args):
+    """The benchmark record (``tools/benchmark_record.py``) of the seeds run so far."""
+    columns = [{"name": "seed", "align": "right"},
+               {"name": "mIoU %", "align": "right", "format": "{:.1f}"},
+               *({"name": f"{name} IoU %", "align": "right", "format": "{:.1f}"}
+                 for name in CLASS_NAMES),
+               {"name": "steps", "align": "right"},
+               {"name": "training s", "align": "right", "format": "{:.0f}"},
+               {"name": "precision", "align": "left"}]
+    recipe_text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())
+    return benchmark_record.record(
+        f"keras-drn demo, seeds {', '.join(str(row[0]) for row in rows)} "
+        f"({keras.backend.backend()} backend)",
+        f"keras-drn demo's recipe ({recipe_text}): validation IoU per class after training "
+        "from scratch on the embedded scenes, one seed after the other.",
+        columns, rows,
+        notes=[f"Training compute {relative:.2f}x keras_drn 0.1's demo recipe (480 steps of "
+               "batch 16, cross-entropy): steps x median step time, measured in the same "
+               f"process, interleaved ({args.rounds} rounds of {args.steps} steps: "
+               f"{ours:.3f} s against {previous:.3f} s a step).",
+               "Training seconds are wall-clock on the machine named, which may have been "
+               "shared; the compute ratio is the comparable number."])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default="docs/benchmarks/demo.json", help="file to write")
@@ -105,34 +96,16 @@ def main(argv=None):
 
     recipe = demo.RECIPE
     ours, previous = step_seconds([recipe, PREVIOUS], args.rounds, args.steps)
-    record = {
-        "recipe": dataclasses.asdict(recipe),
-        "steps": recipe.steps,
-        "compute": {
-            "previous_recipe": dataclasses.asdict(PREVIOUS),
-            "previous_steps": PREVIOUS.steps,
-            "step_seconds": ours,
-            "previous_step_seconds": previous,
-            "relative_step_cost": ours / previous,
-            "relative_compute": recipe.steps * ours / (PREVIOUS.steps * previous),
-            "timing": f"median of {args.rounds} interleaved rounds of {args.steps} steps",
-        },
-        "environment": environment(),
-        "seeds": [],
-    }
+    relative = recipe.steps * ours / (PREVIOUS.steps * previous)
     print(f"step cost {ours:.3f} s against {previous:.3f} s for the previous recipe: "
-          f"compute {record['compute']['relative_compute']:.2f}x the previous recipe's")
+          f"compute {relative:.2f}x the previous recipe's")
     pictures = args.pictures or tempfile.mkdtemp(prefix="demo_seeds_")
+    rows = []
     for seed in seeds:
         result = demo.run(seed=seed, output=pathlib.Path(pictures) / f"demo_seed{seed}.png")
-        record["seeds"].append({
-            "seed": seed, "miou": result.miou, "iou": result.iou, "steps": result.steps,
-            "train_seconds": result.train_seconds, "backend": result.backend,
-            "policy": result.policy,
-        })
-        text = json.dumps(record, indent=2) + "\n"
-        write_atomically(args.json, lambda path: pathlib.Path(path).write_text(text),
-                         what="benchmark record")
+        rows.append([seed, 100 * result.miou, *(100 * result.iou[name] for name in CLASS_NAMES),
+                     result.steps, result.train_seconds, result.policy])
+        benchmark_record.write(args.json, table(recipe, rows, relative, ours, previous, args))
         keras.backend.clear_session()
     return 0
 

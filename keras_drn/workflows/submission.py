@@ -1,12 +1,6 @@
 """Kaggle segmentation submissions: the submission CSV (its layouts, ids written verbatim).
-The run-length codec is ``keras_drn.data.rle``, re-exported here.
-
-Run-length encoding (RLE), as Kaggle's segmentation competitions score it (TGS Salt,
-SIIM-ACR, Carvana, Severstal, HuBMAP): the mask is flattened, in column-major order
-(``order="F"``: down the first column first, the default and the most common) or row-major
-(``order="C"``), and written as space-separated pairs ``start length`` of its runs of ones,
-``start`` counted from 1; an empty mask is the empty string. Check each competition's
-evaluation page for its order.
+The run-length codec (Kaggle's RLE, its pixel orders) is ``keras_drn.data.rle``, re-exported
+here.
 """
 
 import csv

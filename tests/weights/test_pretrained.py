@@ -24,6 +24,7 @@ from keras_drn.cli import app as cli
 from keras_drn.models.drn import checkpoint_names
 from keras_drn.weights import archive, pretrained, sources
 from keras_drn.weights.layouts import pytorchcv_modules
+from tests.cli.helpers import refused
 from tests.helpers import random_input, to_numpy
 
 torch = pytest.importorskip("torch")
@@ -334,7 +335,8 @@ def test_cli_downloads_verifies_and_lists(server, files, monkeypatch, tmp_path, 
     listing = capsys.readouterr().out
     assert f"{target / files.zipped.member} (" in listing and "MiB)" in listing
     assert "imgclsmob*" in listing  # the default
-    with pytest.raises(ValueError, match=r"No pretrained weights for \['drn_d_24'\]"):
+    with refused(capsys, r"^keras-drn weights: error: No pretrained weights for "
+                 r"\['drn_d_24'\]"):
         cli.main(["weights", "download", "drn_d_24"])
 
 

@@ -41,7 +41,8 @@ def test_identity_is_marked_once_in_the_fields():
     assert set(runs.IDENTITY["segmentation"]) == {
         "task", "data", "num_classes", "class_names", "size", "crop_size", "seed", "backbone",
         "head", "context", "anti_alias", "upsampling", "backbone_weights", "mean", "std",
-        "folds", "fold", "stratify", "group_by"}
+        "folds", "fold", "stratify", "group_by",
+        "val_fraction"}  # new: a folder's held-out share (absent from old folders: None)
     assert set(runs.IDENTITY["classification"]) == {
         "task", "data", "image_dir", "num_classes", "class_names", "image_size", "seed",
         "val_fraction", "backbone", "backbone_weights", "dropout"}

@@ -165,9 +165,9 @@ def test_evaluate_uses_the_runs_scene_size_and_seed(tmp_path, monkeypatch):
     asked = {}
     real = segment.load_data
 
-    def load_data(spec, split, num_classes=None, size=64, seed=0):
+    def load_data(spec, split, num_classes=None, size=64, seed=0, **options):
         asked.update(size=size, seed=seed)
-        return real(spec, split, num_classes, size, seed)
+        return real(spec, split, num_classes, size, seed, **options)
 
     monkeypatch.setattr(segment, "load_data", load_data)
     segment.evaluate(str(run.model_path), "synthetic")

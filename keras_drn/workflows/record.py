@@ -239,7 +239,8 @@ class SegmentationRun(Record):
     verbose: int = _shared("verbose", 2, recorded=False, flag=None)
     tensorboard: bool = _shared("tensorboard", False)
     coordinator: str = option(None, "address of process 0 (it listens on PORT)",
-                              recorded=False, metavar="HOST:PORT", group="distributed")
+                              recorded=False, type=str, metavar="HOST:PORT",
+                              group="distributed")
     num_processes: int = option(None, "processes of the job (default 1)", recorded=False,
                                 type=int, metavar="N", group="distributed")
     process_id: int = option(None, "this process, 0 to N-1 (0 is the chief)", recorded=False,

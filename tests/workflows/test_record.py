@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from keras_drn.workflows import record, runs
+from keras_drn.workflows.record import ClassificationRun, SegmentationRun
 
 
 def test_to_json_and_back_and_what_info_json_holds():
@@ -55,3 +56,13 @@ def test_facts_are_not_options():
     with pytest.raises(TypeError, match="unexpected keyword argument 'mean'"):
         record.SegmentationRun.from_kwargs("train", mean=(0.5,) * 3)
     assert "mean" not in {f.name for f in record.SegmentationRun.options()}
+
+
+@pytest.mark.parametrize("run", [SegmentationRun, ClassificationRun])
+def test_every_flag_without_a_default_says_how_to_parse_its_text(run):
+    """A flag whose default is None has no default to infer its type from (argparse would
+    call NoneType on the text: ``--coordinator 127.0.0.1:1234`` was refused so)."""
+    untyped = [field.name for field in dataclasses.fields(run)
+               if not field.metadata["fact"] and field.metadata["flag"] is not None
+               and field.default is None and field.metadata["type"] is None]
+    assert untyped == []

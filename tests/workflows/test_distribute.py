@@ -25,7 +25,7 @@ from keras_drn.workflows.distribute import (
 )
 from keras_drn.layers.dilated_residual import DilatedResidualBlock
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository
 BACKEND = keras.backend.backend()
 
 # Shared by both backends' child processes: two SGD steps (the recipe's ReferenceSGD, with

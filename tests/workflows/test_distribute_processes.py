@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository
 BACKEND = keras.backend.backend()
 pytestmark = pytest.mark.skipif(
     BACKEND != "jax", reason="several processes are supported on JAX only (the TensorFlow "
